@@ -1,0 +1,45 @@
+# Copyright: wharf.network contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every list-taking wharf.network module shares, said once."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  state:
+    description:
+      - V(present) makes every listed item exist as described; V(absent) removes every listed item.
+      - Removing something already gone is a success, as CNI's DEL is.
+    type: str
+    choices: [present, absent]
+    default: present
+  exclusive:
+    description:
+      - With O(state=present), also remove objects this collection created (and only those) that the list
+        does not name, in the namespaces the list touches. This is how the topology role prunes.
+    type: bool
+    default: false
+notes:
+  - Needs root and the Python library C(pyroute2) 0.9 on the managed host.
+  - Every item is validated before anything changes; all problems are reported at once.
+  - Objects created by the collection are marked as its own (interface alias C(wharf.network), or a marker file
+    under C(/run/wharf)); removal and O(exclusive) never touch anything else.
+requirements:
+  - pyroute2 >= 0.9
+attributes:
+  check_mode:
+    support: full
+    description: Check mode reports exactly the changes a real run makes, from the same plan.
+  diff_mode:
+    support: full
+    description: The diff shows each changed object before and after.
+  idempotent:
+    support: full
+    description: A second run with the same input reports C(changed=false) and sends nothing to the kernel.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux only.
+"""

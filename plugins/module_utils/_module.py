@@ -1,0 +1,46 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""The one flow every list-taking module runs: validate → observe → plan → apply → report.
+
+Every write happens in `Plan.apply`, called in exactly one place below and never in check
+mode, so what check mode reports is what a real run then does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
+from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets
+
+COMMON_ARGUMENT_SPEC: dict[str, Any] = {
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "exclusive": {"type": "bool", "default": False},
+}
+
+
+def run_resource(module: Any, items_key: str, build: Callable[[NamespaceSockets], Any]) -> None:
+    """Run one resource over the module's item list and exit the module with its result.
+
+    `build(sockets)` returns the resource object (it parses and validates the items, raising
+    ValidationError with every problem at once).
+    """
+    result: dict[str, Any] = {"changed": False, "changes": []}
+    try:
+        with NamespaceSockets() as sockets:
+            resource = build(sockets)
+            plan = resource.plan()
+            result["changed"] = plan.changed
+            result["changes"] = plan.summary()
+            if module._diff and plan.changed:
+                result["diff"] = plan.diff()
+            if not module.check_mode:
+                plan.apply()
+            result[items_key] = resource.report()
+    except ValidationError as exc:
+        module.fail_json(
+            msg="invalid input, nothing was changed: " + "; ".join(exc.errors), errors=exc.errors, changed=False
+        )
+    except WharfError as exc:
+        module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)

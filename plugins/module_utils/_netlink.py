@@ -1,0 +1,201 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""One place that talks to the kernel about namespaces and opens netlink sockets in them.
+
+Why not `IPRoute(netns=NAME)`: pyroute2 0.9 forks a helper process per namespace to create the
+socket (and silently creates the namespace unless `flags=0`). Entering the namespace with
+setns(2) on this thread, opening the socket there and coming back costs about a millisecond and
+no fork, which is what makes one module call over hundreds of namespaces cheap. A netlink
+socket stays bound to the namespace it was created in, so the socket keeps working after the
+thread has returned home.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from ansible_collections.wharf.network.plugins.module_utils._errors import WharfError, kernel_error
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUTS = 0x04000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def setns(fd: int, nstype: int) -> None:
+    """Move the calling thread into the namespace behind `fd`."""
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(source: str, target: str, fstype: str, flags: int) -> None:
+    _check(
+        _libc.mount(source.encode(), target.encode(), fstype.encode(), flags, None),
+        f"mount {source} on {target}",
+    )
+
+
+def umount(target: str) -> None:
+    _check(_libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
+
+
+def netns_path(name: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def netns_exists(name: str) -> bool:
+    return os.path.exists(netns_path(name))
+
+
+def list_netns() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return []
+
+
+@contextlib.contextmanager
+def entered(path: str, nstype: int = CLONE_NEWNET) -> Iterator[None]:
+    """Run the body of the `with` on this thread inside the namespace file `path`.
+
+    The thread always returns to the namespace it came from, also when the body raises.
+    """
+    kind = "net" if nstype == CLONE_NEWNET else "uts"
+    home = os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY)
+    try:
+        target = os.open(path, os.O_RDONLY)
+        try:
+            setns(target, nstype)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            setns(home, nstype)
+    finally:
+        os.close(home)
+
+
+def _share_run_dir(directory: str) -> None:
+    """Make `directory` a shared mount point, as `ip netns add` does.
+
+    Namespaces bound into a shared directory stay visible to mount namespaces created later
+    from this one (e.g. by `ip netns exec`), so every tool sees the same set.
+    """
+    os.makedirs(directory, exist_ok=True)
+    try:
+        mount("none", directory, "none", MS_SHARED | MS_REC)
+    except OSError:
+        mount(directory, directory, "none", MS_BIND | MS_REC)
+        mount("none", directory, "none", MS_SHARED | MS_REC)
+
+
+def create_namespace_file(path: str, nstype: int) -> None:
+    """Create a new namespace of `nstype` and pin it by a bind mount on `path`.
+
+    The thread unshares, binds its new namespace and goes back home: no child process.
+    """
+    directory = os.path.dirname(path)
+    if nstype == CLONE_NEWNET:
+        _share_run_dir(directory)
+    else:
+        os.makedirs(directory, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    os.close(fd)
+    kind = "net" if nstype == CLONE_NEWNET else "uts"
+    home = os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY)
+    try:
+        try:
+            unshare(nstype)
+            mount(f"/proc/thread-self/ns/{kind}", path, "none", MS_BIND)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        finally:
+            setns(home, nstype)
+    finally:
+        os.close(home)
+
+
+def remove_namespace_file(path: str) -> None:
+    """Unpin a namespace; the kernel frees it once no process or socket holds it."""
+    try:
+        umount(path)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):
+            raise
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+class NamespaceSockets:
+    """Netlink (IPRoute) sockets, one per namespace, opened on first use and reused.
+
+    `None` is the namespace the module runs in. A module run creates one of these, passes it
+    to every resource and closes it at the end.
+    """
+
+    def __init__(self) -> None:
+        self._sockets: dict[str | None, Any] = {}
+
+    def get(self, namespace: str | None) -> Any:
+        if namespace in self._sockets:
+            return self._sockets[namespace]
+        from pyroute2 import IPRoute  # imported late: 0.15 s that pure planning does not need
+
+        if namespace is None:
+            ipr = IPRoute()
+        else:
+            if not netns_exists(namespace):
+                raise WharfError(f"namespace '{namespace}' does not exist")
+            try:
+                with entered(netns_path(namespace)):
+                    ipr = IPRoute()
+                    # the socket is bound lazily; make it happen while we are inside
+                    ipr.get_links(1)
+            except OSError as exc:
+                raise kernel_error(f"namespace '{namespace}'", "open netlink socket", exc) from exc
+        self._sockets[namespace] = ipr
+        return ipr
+
+    def forget(self, namespace: str | None) -> None:
+        """Close the socket of a namespace that is about to be removed."""
+        ipr = self._sockets.pop(namespace, None)
+        if ipr is not None:
+            ipr.close()
+
+    def close(self) -> None:
+        for ipr in self._sockets.values():
+            with contextlib.suppress(Exception):
+                ipr.close()
+        self._sockets.clear()
+
+    def __enter__(self) -> NamespaceSockets:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def ns_label(namespace: str | None) -> str:
+    """How a namespace is named in messages and diffs."""
+    return namespace if namespace else "(host)"

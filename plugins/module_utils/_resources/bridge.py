@@ -1,0 +1,188 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""Linux bridges inside a namespace: the `network` of the bridge driver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.wharf.network.plugins.module_utils import _netlink as nl
+from ansible_collections.wharf.network.plugins.module_utils import _validate as check
+from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._resources.links import (
+    OWNER_MARK,
+    Link,
+    dump_links,
+)
+
+KIND = "bridge"
+MANAGED_FIELDS = ("mtu", "mac", "stp", "vlan_filtering", "up")
+
+
+@dataclass
+class BridgeSpec:
+    """One desired bridge; a field left None is not managed."""
+
+    name: str
+    namespace: str | None
+    mtu: int | None = None
+    mac: str | None = None
+    stp: bool | None = None
+    vlan_filtering: bool | None = None
+    up: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{nl.ns_label(self.namespace)}/{self.name}"
+
+
+def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> list[BridgeSpec]:
+    errors: list[str] = []
+    specs: list[BridgeSpec] = []
+    for index, item in enumerate(items):
+        path = f"bridges[{index}]"
+        spec = BridgeSpec(
+            name=item.get("name") or "",
+            namespace=item.get("namespace") or default_namespace,
+            mtu=item.get("mtu"),
+            mac=item.get("mac"),
+            stp=item.get("stp"),
+            vlan_filtering=item.get("vlan_filtering"),
+            up=item.get("up", True) if item.get("up") is not None else True,
+        )
+        problems = [
+            check.interface_name(f"{path}.name", spec.name),
+            check.namespace_name(f"{path}.namespace", spec.namespace),
+            check.mtu(f"{path}.mtu", spec.mtu),
+            check.mac_address(f"{path}.mac", spec.mac),
+        ]
+        errors.extend(p for p in problems if p)
+        specs.append(spec)
+    errors.extend(check.duplicates("bridges", "name", [(s.namespace, s.name) for s in specs]))
+    if errors:
+        raise ValidationError(errors)
+    return specs
+
+
+def _observed_fields(link: Link) -> dict[str, Any]:
+    return {
+        "mtu": link.mtu,
+        "mac": link.mac,
+        "stp": link.info.get("stp"),
+        "vlan_filtering": link.info.get("vlan_filtering"),
+        "up": link.up,
+    }
+
+
+def _wanted_fields(spec: BridgeSpec) -> dict[str, Any]:
+    wanted = {"mtu": spec.mtu, "mac": spec.mac, "stp": spec.stp, "vlan_filtering": spec.vlan_filtering, "up": spec.up}
+    return {k: (v.lower() if k == "mac" and v else v) for k, v in wanted.items() if v is not None}
+
+
+class BridgeResource:
+    """observe / plan / apply for bridges."""
+
+    def __init__(
+        self,
+        sockets: nl.NamespaceSockets,
+        items: list[dict[str, Any]],
+        state: str,
+        exclusive: bool,
+        default_namespace: str | None,
+    ):
+        self.sockets = sockets
+        self.specs = parse_items(items, default_namespace)
+        self.state = state
+        self.exclusive = exclusive
+
+    def plan(self) -> Plan:
+        plan = Plan()
+        errors: list[str] = []
+        observed: dict[str | None, dict[str, Link]] = {}
+        for index, spec in enumerate(self.specs):
+            if spec.namespace is not None and not nl.netns_exists(spec.namespace):
+                if self.state == "present":
+                    errors.append(f"bridge '{spec.name}': namespace '{spec.namespace}' does not exist")
+                continue
+            if spec.namespace not in observed:
+                observed[spec.namespace] = dump_links(self.sockets.get(spec.namespace))
+            link = observed[spec.namespace].get(spec.name)
+            if link is not None and (not link.owned or link.kind != "bridge"):
+                what = "is not a bridge" if link.kind != "bridge" else "was not created by wharf.network"
+                verb = "manage" if self.state == "present" else "remove"
+                errors.append(
+                    f"bridges[{index}].name: interface '{spec.name}' in namespace "
+                    f"{nl.ns_label(spec.namespace)} exists but {what}; refusing to {verb} it"
+                )
+                continue
+            if self.state == "present":
+                self._plan_present(plan, spec, link)
+            elif link is not None:
+                plan.add(KIND, spec.label, "delete", _observed_fields(link), None, self._deleter(spec.namespace, link))
+        if self.exclusive and self.state == "present":
+            wanted = {(s.namespace, s.name) for s in self.specs}
+            for namespace, links in observed.items():
+                for link in links.values():
+                    if link.owned and link.kind == "bridge" and (namespace, link.name) not in wanted:
+                        label = f"{nl.ns_label(namespace)}/{link.name}"
+                        plan.add(KIND, label, "delete", _observed_fields(link), None, self._deleter(namespace, link))
+        if errors:
+            raise ValidationError(errors)
+        return plan
+
+    def _plan_present(self, plan: Plan, spec: BridgeSpec, link: Link | None) -> None:
+        wanted = _wanted_fields(spec)
+        if link is None:
+            plan.add(KIND, spec.label, "create", None, wanted, lambda: self._create(spec))
+            return
+        have = _observed_fields(link)
+        differs = {k: v for k, v in wanted.items() if have.get(k) != v}
+        if differs:
+            before = {k: have.get(k) for k in differs}
+            plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec.namespace, link, differs))
+
+    def _create(self, spec: BridgeSpec) -> None:
+        ipr = self.sockets.get(spec.namespace)
+        attrs: dict[str, Any] = {"ifname": spec.name, "kind": "bridge"}
+        if spec.mtu is not None:
+            attrs["mtu"] = spec.mtu
+        if spec.mac is not None:
+            attrs["address"] = spec.mac
+        if spec.stp is not None:
+            attrs["br_stp_state"] = int(spec.stp)
+        if spec.vlan_filtering:
+            attrs["br_vlan_filtering"] = 1
+        ipr.link("add", **attrs)
+        index = ipr.link_lookup(ifname=spec.name)[0]
+        ipr.link("set", index=index, ifalias=OWNER_MARK, state="up" if spec.up else "down")
+
+    def _update(self, namespace: str | None, link: Link, differs: dict[str, Any]) -> None:
+        ipr = self.sockets.get(namespace)
+        attrs: dict[str, Any] = {}
+        if "mtu" in differs:
+            attrs["mtu"] = differs["mtu"]
+        if "mac" in differs:
+            attrs["address"] = differs["mac"]
+        if attrs:
+            ipr.link("set", index=link.index, **attrs)
+        bridge_attrs: dict[str, Any] = {}
+        if "stp" in differs:
+            bridge_attrs["br_stp_state"] = int(differs["stp"])
+        if "vlan_filtering" in differs:
+            bridge_attrs["br_vlan_filtering"] = int(differs["vlan_filtering"])
+        if bridge_attrs:
+            ipr.link("set", index=link.index, kind="bridge", **bridge_attrs)
+        if "up" in differs:
+            ipr.link("set", index=link.index, state="up" if differs["up"] else "down")
+
+    def _deleter(self, namespace: str | None, link: Link):
+        def delete() -> None:
+            self.sockets.get(namespace).link("del", index=link.index)
+
+        return delete
+
+    def report(self) -> list[dict[str, Any]]:
+        return [
+            {"name": s.name, "namespace": s.namespace, **_wanted_fields(s), "state": self.state} for s in self.specs
+        ]

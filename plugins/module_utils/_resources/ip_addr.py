@@ -1,0 +1,296 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""Addresses and routes on interfaces inside a namespace.
+
+Addresses are observed before they are added (re-adding raises EEXIST). With `exclusive`,
+addresses and routes on a managed interface that the item does not list are removed, except
+what the kernel owns: IPv6 link-local addresses and `proto kernel` routes (connected subnets).
+Routes are added with `proto static` so they are told apart from the kernel's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.wharf.network.plugins.module_utils import _netlink as nl
+from ansible_collections.wharf.network.plugins.module_utils import _validate as check
+from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, kernel_error
+from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._resources.links import dump_links
+
+KIND = "ip_addr"
+RTPROT_KERNEL = 2
+RTPROT_BOOT = 3
+RTPROT_STATIC = 4
+RT_TABLE_MAIN = 254
+IFA_F_NODAD = 0x02
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    """A route in the main table; dest is 'default' or a network in CIDR form."""
+
+    dest: str
+    gateway: str | None = None
+    metric: int | None = None
+
+    @property
+    def family(self) -> int:
+        if self.dest == "default":
+            return socket.AF_INET6 if self.gateway and ":" in self.gateway else socket.AF_INET
+        return socket.AF_INET6 if ":" in self.dest else socket.AF_INET
+
+    def text(self) -> str:
+        words = [self.dest]
+        if self.gateway:
+            words.append(f"via {self.gateway}")
+        if self.metric is not None:
+            words.append(f"metric {self.metric}")
+        return " ".join(words)
+
+
+@dataclass
+class InterfaceSpec:
+    name: str
+    namespace: str | None
+    addresses: list[str] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{nl.ns_label(self.namespace)}/{self.name}"
+
+
+def _canonical_cidr(value: str) -> str:
+    return ipaddress.ip_interface(value).with_prefixlen
+
+
+def _canonical_dest(value: str) -> str:
+    if value in ("default", "0.0.0.0/0", "::/0"):
+        return "default"
+    return ipaddress.ip_network(value, strict=True).with_prefixlen
+
+
+def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> list[InterfaceSpec]:
+    errors: list[str] = []
+    specs: list[InterfaceSpec] = []
+    for index, item in enumerate(items):
+        path = f"interfaces[{index}]"
+        name = item.get("name") or ""
+        namespace = item.get("namespace") or default_namespace
+        problems = [check.interface_name(f"{path}.name", name), check.namespace_name(f"{path}.namespace", namespace)]
+        addresses: list[str] = []
+        for a_index, address in enumerate(item.get("addresses") or []):
+            problem = check.interface_cidr(f"{path}.addresses[{a_index}]", address)
+            problems.append(problem)
+            if problem is None:
+                addresses.append(_canonical_cidr(address))
+        routes: list[Route] = []
+        for r_index, route in enumerate(item.get("routes") or []):
+            r_path = f"{path}.routes[{r_index}]"
+            if isinstance(route, str):
+                route = {"dest": route}
+            if not isinstance(route, dict):
+                problems.append(f"{r_path}: a route is a mapping with dest, gateway and metric, got {route!r}")
+                continue
+            dest = route.get("dest", "default")
+            gateway = route.get("gateway")
+            metric = route.get("metric")
+            dest_problem = None if dest in ("0.0.0.0/0", "::/0") else check.route_destination(f"{r_path}.dest", dest)
+            gw_problem = check.ip_address(f"{r_path}.gateway", gateway)
+            problems.extend([dest_problem, gw_problem])
+            if metric is not None and (isinstance(metric, bool) or not isinstance(metric, int) or metric < 0):
+                problems.append(f"{r_path}.metric: {metric!r} must be a non-negative integer")
+            if dest_problem is None and gw_problem is None:
+                route_obj = Route(_canonical_dest(str(dest)), str(gateway) if gateway else None)
+                routes.append(Route(route_obj.dest, route_obj.gateway, _canonical_metric(route_obj.family, metric)))
+        errors.extend(p for p in problems if p)
+        specs.append(InterfaceSpec(name, namespace, addresses, routes))
+    errors.extend(check.duplicates("interfaces", "name", [(s.namespace, s.name) for s in specs]))
+    if errors:
+        raise ValidationError(errors)
+    return specs
+
+
+@dataclass
+class ObservedInterface:
+    index: int
+    addresses: list[str]
+    routes: dict[Route, Any]  # route -> its proto, for exclusive
+
+
+def _observe_addresses(ipr: Any, index: int) -> list[str]:
+    found = []
+    for msg in ipr.get_addr(index=index):
+        address = msg.get("IFA_ADDRESS") if msg["family"] == socket.AF_INET6 else msg.get("IFA_LOCAL")
+        address = address or msg.get("IFA_ADDRESS")
+        found.append(_canonical_cidr(f"{address}/{msg['prefixlen']}"))
+    return found
+
+
+def _route_from_message(msg: Any) -> Route | None:
+    dst = msg.get("RTA_DST")
+    dest = "default" if msg["dst_len"] == 0 else f"{dst}/{msg['dst_len']}"
+    try:
+        dest = _canonical_dest(dest)
+    except ValueError:
+        return None
+    return Route(dest, msg.get("RTA_GATEWAY"), _canonical_metric(msg["family"], msg.get("RTA_PRIORITY")))
+
+
+def _canonical_metric(family: int, metric: int | None) -> int | None:
+    """None stands for the kernel's default metric: 0 for IPv4, 1024 for IPv6."""
+    default = 1024 if family == socket.AF_INET6 else 0
+    return None if metric in (None, default) else metric
+
+
+@contextlib.contextmanager
+def _naming(subject: str, action: str) -> Iterator[None]:
+    """Re-raise a kernel error as one that names the interface and the address or route."""
+    try:
+        yield
+    except Exception as exc:
+        raise kernel_error(subject, action, exc) from exc
+
+
+def _is_link_local(cidr: str) -> bool:
+    return ipaddress.ip_interface(cidr).ip.is_link_local and ":" in cidr
+
+
+class IpAddrResource:
+    """observe / plan / apply for addresses and routes."""
+
+    def __init__(
+        self,
+        sockets: nl.NamespaceSockets,
+        items: list[dict[str, Any]],
+        state: str,
+        exclusive: bool,
+        default_namespace: str | None,
+    ):
+        self.sockets = sockets
+        self.specs = parse_items(items, default_namespace)
+        self.state = state
+        self.exclusive = exclusive
+
+    def _observe(self, spec: InterfaceSpec, links: dict[str, Any], routes: list[Any]) -> ObservedInterface | None:
+        link = links.get(spec.name)
+        if link is None:
+            return None
+        ipr = self.sockets.get(spec.namespace)
+        observed_routes: dict[Route, Any] = {}
+        for msg in routes:
+            if msg.get("RTA_OIF") != link.index or msg["table"] != RT_TABLE_MAIN:
+                continue
+            route = _route_from_message(msg)
+            if route is not None:
+                observed_routes[route] = msg["proto"]
+        return ObservedInterface(link.index, _observe_addresses(ipr, link.index), observed_routes)
+
+    def plan(self) -> Plan:
+        plan = Plan()
+        errors: list[str] = []
+        links_by_ns: dict[str | None, dict[str, Any]] = {}
+        routes_by_ns: dict[str | None, list[Any]] = {}
+        for index, spec in enumerate(self.specs):
+            if spec.namespace is not None and not nl.netns_exists(spec.namespace):
+                if self.state == "present":
+                    errors.append(f"interfaces[{index}]: namespace '{spec.namespace}' does not exist")
+                continue
+            if spec.namespace not in links_by_ns:
+                ipr = self.sockets.get(spec.namespace)
+                links_by_ns[spec.namespace] = dump_links(ipr)
+                routes_by_ns[spec.namespace] = list(ipr.get_routes(family=socket.AF_INET)) + list(
+                    ipr.get_routes(family=socket.AF_INET6)
+                )
+            have = self._observe(spec, links_by_ns[spec.namespace], routes_by_ns[spec.namespace])
+            if have is None:
+                if self.state == "present":
+                    errors.append(
+                        f"interfaces[{index}].name: interface '{spec.name}' does not exist in namespace "
+                        f"{nl.ns_label(spec.namespace)}"
+                    )
+                continue
+            self._plan_interface(plan, spec, have)
+        if errors:
+            raise ValidationError(errors)
+        return plan
+
+    def _plan_interface(self, plan: Plan, spec: InterfaceSpec, have: ObservedInterface) -> None:
+        have_addresses = set(have.addresses)
+        have_routes = set(have.routes)
+        if self.state == "present":
+            add_addresses = [a for a in spec.addresses if a not in have_addresses]
+            add_routes = [r for r in spec.routes if r not in have_routes]
+            del_addresses: list[str] = []
+            del_routes: list[Route] = []
+            if self.exclusive:
+                del_addresses = [a for a in have.addresses if a not in spec.addresses and not _is_link_local(a)]
+                del_routes = [
+                    r
+                    for r, proto in have.routes.items()
+                    if r not in spec.routes and proto in (RTPROT_BOOT, RTPROT_STATIC)
+                ]
+        else:
+            add_addresses, add_routes = [], []
+            del_addresses = [a for a in spec.addresses if a in have_addresses]
+            del_routes = [r for r in spec.routes if r in have_routes]
+        if not (add_addresses or add_routes or del_addresses or del_routes):
+            return
+        relevant_routes = {r for r in have_routes if r in set(spec.routes) | set(del_routes)}
+        before_addresses = sorted(a for a in have.addresses if not _is_link_local(a))
+        before = {"addresses": before_addresses, "routes": sorted(r.text() for r in relevant_routes)}
+        after_routes = (relevant_routes | set(add_routes)) - set(del_routes)
+        after_addresses = (set(before_addresses) | set(add_addresses)) - set(del_addresses)
+        after = {"addresses": sorted(after_addresses), "routes": sorted(r.text() for r in after_routes)}
+        action = "update"
+
+        def apply() -> None:
+            ipr = self.sockets.get(spec.namespace)
+            subject = f"interface '{spec.label}'"
+            for route in del_routes:
+                with _naming(subject, f"delete route {route.text()}"):
+                    ipr.route("del", **self._route_args(route, have.index))
+            for address in del_addresses:
+                iface = ipaddress.ip_interface(address)
+                with _naming(subject, f"delete address {address}"):
+                    ipr.addr("del", index=have.index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            for address in add_addresses:
+                iface = ipaddress.ip_interface(address)
+                extra = {"flags": IFA_F_NODAD} if iface.version == 6 else {}
+                with _naming(subject, f"add address {address}"):
+                    ipr.addr("add", index=have.index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **extra)
+            for route in add_routes:
+                with _naming(subject, f"add route {route.text()}"):
+                    ipr.route("add", proto=RTPROT_STATIC, **self._route_args(route, have.index))
+
+        plan.add(KIND, spec.label, action, before, after, apply)
+
+    @staticmethod
+    def _route_args(route: Route, index: int) -> dict[str, Any]:
+        args: dict[str, Any] = {"oif": index, "family": route.family, "table": RT_TABLE_MAIN}
+        if route.dest == "default":
+            args["dst"] = "::/0" if route.family == socket.AF_INET6 else "0.0.0.0/0"
+        else:
+            args["dst"] = route.dest
+        if route.gateway:
+            args["gateway"] = route.gateway
+        if route.metric is not None:
+            args["priority"] = route.metric
+        return args
+
+    def report(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": s.name,
+                "namespace": s.namespace,
+                "addresses": s.addresses,
+                "routes": [{"dest": r.dest, "gateway": r.gateway, "metric": r.metric} for r in s.routes],
+                "state": self.state,
+            }
+            for s in self.specs
+        ]

@@ -1,0 +1,245 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""Named network namespaces (`/run/netns/NAME`): the container sandboxes.
+
+A namespace the collection creates is marked by an empty file `/run/wharf/owned/netns/NAME`
+(same lifetime as `/run/netns`: both are gone after a reboot), so removal and prune never
+touch a namespace someone else made. A container's hostname lives in a UTS namespace of its
+own, pinned like the network namespace at `/run/wharf/uts/NAME`, so it persists without a
+process: `nsenter --uts=/run/wharf/uts/NAME --net=/run/netns/NAME hostname` prints it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.wharf.network.plugins.module_utils import _netlink as nl
+from ansible_collections.wharf.network.plugins.module_utils import _validate as check
+from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+
+STATE_DIR = os.environ.get("WHARF_STATE_DIR", "/run/wharf")
+KIND = "netns"
+
+
+def owner_mark_path(name: str) -> str:
+    return os.path.join(STATE_DIR, "owned", "netns", name)
+
+
+def uts_path(name: str) -> str:
+    return os.path.join(STATE_DIR, "uts", name)
+
+
+@dataclass
+class NamespaceSpec:
+    """One desired namespace, from a module item."""
+
+    name: str
+    hostname: str | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ObservedNamespace:
+    name: str
+    owned: bool
+    loopback_up: bool
+    hostname: str | None
+    sysctls: dict[str, str | None]
+
+
+def sysctl_path(key: str) -> str:
+    return "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
+
+
+def _normalise_sysctl(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return " ".join(str(value).split())
+
+
+def _validate_hostname(path: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 64 or any(c.isspace() for c in value):
+        return f"{path}: hostname {value!r} must be 1 to 64 characters without spaces"
+    return None
+
+
+def parse_items(items: list[dict[str, Any]]) -> list[NamespaceSpec]:
+    errors: list[str] = []
+    specs: list[NamespaceSpec] = []
+    for index, item in enumerate(items):
+        path = f"namespaces[{index}]"
+        name = item.get("name")
+        err = check.namespace_name(f"{path}.name", name) if name else f"{path}.name: is required"
+        hostname = item.get("hostname")
+        sysctls = item.get("sysctls") or {}
+        problems = [err, _validate_hostname(f"{path}.hostname", hostname)]
+        for key in sysctls:
+            if not str(key).startswith("net.") and not str(key).startswith("net/"):
+                problems.append(
+                    f"{path}.sysctls: '{key}' is not a per-namespace sysctl (only net.* keys live in a namespace)"
+                )
+        errors.extend(p for p in problems if p)
+        specs.append(
+            NamespaceSpec(
+                name=str(name),
+                hostname=hostname,
+                sysctls={str(k): _normalise_sysctl(v) for k, v in sysctls.items()},
+            )
+        )
+    errors.extend(check.duplicates("namespaces", "name", [(s.name,) for s in specs]))
+    if errors:
+        raise ValidationError(errors)
+    return specs
+
+
+def _read_sysctls(name: str, keys: list[str]) -> dict[str, str | None]:
+    values: dict[str, str | None] = {}
+    if not keys:
+        return values
+    with nl.entered(nl.netns_path(name)):
+        for key in keys:
+            try:
+                with open(sysctl_path(key)) as handle:
+                    values[key] = _normalise_sysctl(handle.read())
+            except OSError:
+                values[key] = None
+    return values
+
+
+def _read_hostname(name: str) -> str | None:
+    path = uts_path(name)
+    if not os.path.exists(path):
+        return None
+    with nl.entered(path, nl.CLONE_NEWUTS):
+        return socket.gethostname()
+
+
+def _write_sysctls(name: str, sysctls: dict[str, str]) -> None:
+    with nl.entered(nl.netns_path(name)):
+        for key, value in sysctls.items():
+            with open(sysctl_path(key), "w") as handle:
+                handle.write(value)
+
+
+def _set_hostname(name: str, hostname: str) -> None:
+    path = uts_path(name)
+    if not os.path.exists(path):
+        nl.create_namespace_file(path, nl.CLONE_NEWUTS)
+    with nl.entered(path, nl.CLONE_NEWUTS):
+        socket.sethostname(hostname)
+
+
+class NetnsResource:
+    """observe / plan / apply for named network namespaces."""
+
+    def __init__(self, sockets: nl.NamespaceSockets, items: list[dict[str, Any]], state: str, exclusive: bool):
+        self.sockets = sockets
+        self.specs = parse_items(items)
+        self.state = state
+        self.exclusive = exclusive
+
+    def observe(self, name: str, spec: NamespaceSpec | None) -> ObservedNamespace | None:
+        if not nl.netns_exists(name):
+            return None
+        owned = os.path.exists(owner_mark_path(name))
+        if spec is None or not owned:
+            return ObservedNamespace(name, owned, True, None, {})
+        ipr = self.sockets.get(name)
+        lo = ipr.get_links(1)[0]
+        return ObservedNamespace(
+            name=name,
+            owned=owned,
+            loopback_up=bool(lo["flags"] & 1),
+            hostname=_read_hostname(name) if spec.hostname is not None else None,
+            sysctls=_read_sysctls(name, list(spec.sysctls)),
+        )
+
+    def plan(self) -> Plan:
+        plan = Plan()
+        errors: list[str] = []
+        wanted = {spec.name for spec in self.specs}
+        for index, spec in enumerate(self.specs):
+            have = self.observe(spec.name, spec)
+            if have is not None and not have.owned:
+                verb = "manage" if self.state == "present" else "remove"
+                errors.append(
+                    f"namespaces[{index}].name: namespace '{spec.name}' exists but was not created by "
+                    f"wharf.network; refusing to {verb} it"
+                )
+                continue
+            if self.state == "present":
+                self._plan_present(plan, spec, have)
+            elif have is not None:
+                self._plan_delete(plan, spec.name, have)
+        if self.exclusive and self.state == "present":
+            for name in nl.list_netns():
+                if name not in wanted and os.path.exists(owner_mark_path(name)):
+                    have = ObservedNamespace(name, True, True, None, {})
+                    self._plan_delete(plan, name, have)
+        if errors:
+            raise ValidationError(errors)
+        return plan
+
+    def _plan_present(self, plan: Plan, spec: NamespaceSpec, have: ObservedNamespace | None) -> None:
+        after = {"hostname": spec.hostname, "sysctls": dict(spec.sysctls), "loopback": "up"}
+        if have is None:
+            plan.add(KIND, spec.name, "create", None, after, lambda: self._create(spec))
+            return
+        before = {
+            "hostname": have.hostname,
+            "sysctls": dict(have.sysctls),
+            "loopback": "up" if have.loopback_up else "down",
+        }
+        fix_sysctls = {k: v for k, v in spec.sysctls.items() if have.sysctls.get(k) != v}
+        fix_hostname = spec.hostname is not None and have.hostname != spec.hostname
+        fix_loopback = not have.loopback_up
+        if not (fix_sysctls or fix_hostname or fix_loopback):
+            return
+        changed_before = {k: before[k] for k in after if before[k] != after[k]}
+        changed_after = {k: after[k] for k in changed_before}
+
+        def update() -> None:
+            if fix_loopback:
+                self._loopback_up(spec.name)
+            if fix_hostname:
+                _set_hostname(spec.name, spec.hostname or "")
+            if fix_sysctls:
+                _write_sysctls(spec.name, fix_sysctls)
+
+        plan.add(KIND, spec.name, "update", changed_before, changed_after, update)
+
+    def _plan_delete(self, plan: Plan, name: str, have: ObservedNamespace) -> None:
+        before = {"hostname": have.hostname} if have.hostname else {"exists": True}
+        plan.add(KIND, name, "delete", before, None, lambda: self._delete(name))
+
+    def _loopback_up(self, name: str) -> None:
+        self.sockets.get(name).link("set", index=1, state="up")
+
+    def _create(self, spec: NamespaceSpec) -> None:
+        nl.create_namespace_file(nl.netns_path(spec.name), nl.CLONE_NEWNET)
+        mark = owner_mark_path(spec.name)
+        os.makedirs(os.path.dirname(mark), exist_ok=True)
+        with open(mark, "w"):
+            pass
+        self._loopback_up(spec.name)
+        if spec.hostname is not None:
+            _set_hostname(spec.name, spec.hostname)
+        if spec.sysctls:
+            _write_sysctls(spec.name, spec.sysctls)
+
+    def _delete(self, name: str) -> None:
+        self.sockets.forget(name)
+        if os.path.exists(uts_path(name)):
+            nl.remove_namespace_file(uts_path(name))
+        nl.remove_namespace_file(nl.netns_path(name))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(owner_mark_path(name))
+
+    def report(self) -> list[dict[str, Any]]:
+        return [{"name": s.name, "hostname": s.hostname, "sysctls": s.sysctls, "state": self.state} for s in self.specs]

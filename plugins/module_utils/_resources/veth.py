@@ -1,0 +1,296 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""veth pairs: a container's endpoint, one end on the host (often on a bridge), one inside.
+
+The peer is created directly in its target namespace (IFLA_NET_NS_FD in the same request), never
+created on the host and moved: no moment where a half-built endpoint sits in the wrong place,
+and one netlink request per pair.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.wharf.network.plugins.module_utils import _netlink as nl
+from ansible_collections.wharf.network.plugins.module_utils import _validate as check
+from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._resources.links import (
+    OWNER_MARK,
+    Link,
+    dump_links,
+)
+
+KIND = "veth"
+
+
+@dataclass
+class VethSpec:
+    """One desired pair; None fields are not managed."""
+
+    name: str
+    namespace: str | None
+    peer: str
+    peer_namespace: str | None
+    mtu: int | None = None
+    mac: str | None = None
+    peer_mac: str | None = None
+    master: str | None = None
+    up: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{nl.ns_label(self.namespace)}/{self.name}"
+
+
+def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> list[VethSpec]:
+    errors: list[str] = []
+    specs: list[VethSpec] = []
+    for index, item in enumerate(items):
+        path = f"veths[{index}]"
+        namespace = item.get("namespace") or default_namespace
+        spec = VethSpec(
+            name=item.get("name") or "",
+            namespace=namespace,
+            peer=item.get("peer") or "",
+            peer_namespace=item.get("peer_namespace") or namespace,
+            mtu=item.get("mtu"),
+            mac=item.get("mac"),
+            peer_mac=item.get("peer_mac"),
+            master=item.get("master"),
+            up=True if item.get("up") is None else bool(item.get("up")),
+        )
+        problems = [
+            check.interface_name(f"{path}.name", spec.name),
+            check.interface_name(f"{path}.peer", spec.peer),
+            check.namespace_name(f"{path}.namespace", spec.namespace),
+            check.namespace_name(f"{path}.peer_namespace", spec.peer_namespace),
+            check.mtu(f"{path}.mtu", spec.mtu),
+            check.mac_address(f"{path}.mac", spec.mac),
+            check.mac_address(f"{path}.peer_mac", spec.peer_mac),
+            check.interface_name(f"{path}.master", spec.master) if spec.master else None,
+        ]
+        if spec.namespace == spec.peer_namespace and spec.name == spec.peer:
+            problems.append(f"{path}: name and peer are both '{spec.name}' in one namespace")
+        errors.extend(p for p in problems if p)
+        specs.append(spec)
+    ends = [(s.namespace, s.name) for s in specs] + [(s.peer_namespace, s.peer) for s in specs]
+    errors.extend(check.duplicates("veths", "interface", ends))
+    if errors:
+        raise ValidationError(errors)
+    return specs
+
+
+def _state(end: Link, peer: Link | None, master_name: str | None) -> dict[str, Any]:
+    return {
+        "peer": peer.name if peer else None,
+        "mtu": end.mtu,
+        "peer_mtu": peer.mtu if peer else None,
+        "mac": end.mac,
+        "peer_mac": peer.mac if peer else None,
+        "master": master_name,
+        "up": end.up and (peer.up if peer else False),
+    }
+
+
+def _wanted(spec: VethSpec) -> dict[str, Any]:
+    wanted: dict[str, Any] = {"peer": spec.peer, "up": spec.up}
+    if spec.master is not None:
+        # "" asks for no master at all; None leaves the master alone
+        wanted["master"] = spec.master or None
+    if spec.mtu is not None:
+        wanted["mtu"] = spec.mtu
+        wanted["peer_mtu"] = spec.mtu
+    if spec.mac is not None:
+        wanted["mac"] = spec.mac.lower()
+    if spec.peer_mac is not None:
+        wanted["peer_mac"] = spec.peer_mac.lower()
+    return wanted
+
+
+class VethResource:
+    """observe / plan / apply for veth pairs."""
+
+    def __init__(
+        self,
+        sockets: nl.NamespaceSockets,
+        items: list[dict[str, Any]],
+        state: str,
+        exclusive: bool,
+        default_namespace: str | None,
+    ):
+        self.sockets = sockets
+        self.specs = parse_items(items, default_namespace)
+        self.state = state
+        self.exclusive = exclusive
+        self._links: dict[str | None, dict[str, Link]] = {}
+
+    def links(self, namespace: str | None) -> dict[str, Link]:
+        if namespace not in self._links:
+            self._links[namespace] = dump_links(self.sockets.get(namespace))
+        return self._links[namespace]
+
+    def _find_peer(self, spec: VethSpec, end: Link) -> Link | None:
+        """The other end of `end`, if it is the named peer in the wanted namespace."""
+        if spec.peer_namespace is not None and not nl.netns_exists(spec.peer_namespace):
+            return None
+        peer = self.links(spec.peer_namespace).get(spec.peer)
+        if peer is None or peer.kind != "veth":
+            return None
+        if peer.peer_index != end.index or end.peer_index != peer.index:
+            return None
+        return peer
+
+    def plan(self) -> Plan:
+        plan = Plan()
+        errors: list[str] = []
+        for index, spec in enumerate(self.specs):
+            path = f"veths[{index}]"
+            missing = [
+                (role, ns)
+                for role, ns in (("namespace", spec.namespace), ("peer namespace", spec.peer_namespace))
+                if ns is not None and not nl.netns_exists(ns)
+            ]
+            if missing:
+                if self.state == "present":
+                    errors.extend(f"veth '{spec.name}': {role} '{ns}' does not exist" for role, ns in missing)
+                continue
+            end = self.links(spec.namespace).get(spec.name)
+            if end is not None and (not end.owned or end.kind != "veth"):
+                what = "is not a veth" if end.kind != "veth" else "was not created by wharf.network"
+                verb = "manage" if self.state == "present" else "remove"
+                errors.append(
+                    f"{path}.name: interface '{spec.name}' in namespace {nl.ns_label(spec.namespace)} "
+                    f"exists but {what}; refusing to {verb} it"
+                )
+                continue
+            if self.state == "absent":
+                if end is not None:
+                    peer = self._find_peer(spec, end)
+                    plan.add(
+                        KIND, spec.label, "delete", _state(end, peer, None), None, self._deleter(spec.namespace, end)
+                    )
+                continue
+            if spec.master:
+                master = self.links(spec.namespace).get(spec.master)
+                if master is None or master.kind != "bridge":
+                    problem = (
+                        "does not exist" if master is None else f"is a {master.kind or 'plain'} link, not a bridge"
+                    )
+                    errors.append(
+                        f"{path}.master: bridge '{spec.master}' in namespace {nl.ns_label(spec.namespace)} {problem}"
+                    )
+                    continue
+            peer = self._find_peer(spec, end) if end is not None else None
+            if end is None or peer is None:
+                taken = self.links(spec.peer_namespace).get(spec.peer)
+                if taken is not None and (end is None or taken.index != end.peer_index):
+                    errors.append(
+                        f"{path}.peer: interface '{spec.peer}' already exists in namespace "
+                        f"{nl.ns_label(spec.peer_namespace)}"
+                    )
+                    continue
+            self._plan_present(plan, spec, end, peer)
+        if self.exclusive and self.state == "present":
+            self._plan_prune(plan)
+        if errors:
+            raise ValidationError(errors)
+        return plan
+
+    def _master_name(self, namespace: str | None, end: Link) -> str | None:
+        if end.master is None:
+            return None
+        for link in self.links(namespace).values():
+            if link.index == end.master:
+                return link.name
+        return None
+
+    def _plan_present(self, plan: Plan, spec: VethSpec, end: Link | None, peer: Link | None) -> None:
+        wanted = _wanted(spec)
+        if end is None:
+            plan.add(KIND, spec.label, "create", None, wanted, lambda: self._create(spec))
+            return
+        have = _state(end, peer, self._master_name(spec.namespace, end))
+        if peer is None:
+            # the other end is gone or elsewhere: a veth cannot be re-paired, so rebuild it
+            def replace() -> None:
+                self.sockets.get(spec.namespace).link("del", index=end.index)
+                self._create(spec)
+
+            plan.add(KIND, spec.label, "update", have, wanted, replace)
+            return
+        differs = {k: v for k, v in wanted.items() if have.get(k) != v}
+        if differs:
+            before = {k: have.get(k) for k in differs}
+            plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec, end, peer, differs))
+
+    def _plan_prune(self, plan: Plan) -> None:
+        wanted = {(s.namespace, s.name) for s in self.specs}
+        for namespace in {s.namespace for s in self.specs}:
+            for link in self.links(namespace).values():
+                if link.owned and link.kind == "veth" and (namespace, link.name) not in wanted:
+                    label = f"{nl.ns_label(namespace)}/{link.name}"
+                    plan.add(KIND, label, "delete", _state(link, None, None), None, self._deleter(namespace, link))
+
+    def _create(self, spec: VethSpec) -> None:
+        ipr = self.sockets.get(spec.namespace)
+        peer: dict[str, Any] = {"ifname": spec.peer}
+        if spec.peer_namespace != spec.namespace:
+            # a name resolves against /run/netns; for "the module's own namespace" pass our pid
+            peer["net_ns_fd" if spec.peer_namespace else "net_ns_pid"] = spec.peer_namespace or os.getpid()
+        if spec.mtu is not None:
+            peer["mtu"] = spec.mtu
+        if spec.peer_mac is not None:
+            peer["address"] = spec.peer_mac
+        attrs: dict[str, Any] = {"ifname": spec.name, "kind": "veth", "peer": peer}
+        if spec.mtu is not None:
+            attrs["mtu"] = spec.mtu
+        if spec.mac is not None:
+            attrs["address"] = spec.mac
+        ipr.link("add", **attrs)
+        index = ipr.link_lookup(ifname=spec.name)[0]
+        settings: dict[str, Any] = {"ifalias": OWNER_MARK, "state": "up" if spec.up else "down"}
+        if spec.master:
+            settings["master"] = self.links(spec.namespace)[spec.master].index
+        ipr.link("set", index=index, **settings)
+        peer_ipr = self.sockets.get(spec.peer_namespace)
+        peer_index = peer_ipr.link_lookup(ifname=spec.peer)[0]
+        peer_ipr.link("set", index=peer_index, ifalias=OWNER_MARK, state="up" if spec.up else "down")
+
+    def _update(self, spec: VethSpec, end: Link, peer: Link, differs: dict[str, Any]) -> None:
+        ipr = self.sockets.get(spec.namespace)
+        peer_ipr = self.sockets.get(spec.peer_namespace)
+        if "mtu" in differs:
+            ipr.link("set", index=end.index, mtu=differs["mtu"])
+        if "peer_mtu" in differs:
+            peer_ipr.link("set", index=peer.index, mtu=differs["peer_mtu"])
+        if "mac" in differs:
+            ipr.link("set", index=end.index, address=differs["mac"])
+        if "peer_mac" in differs:
+            peer_ipr.link("set", index=peer.index, address=differs["peer_mac"])
+        if "master" in differs:
+            master = differs["master"]
+            ipr.link("set", index=end.index, master=self.links(spec.namespace)[master].index if master else 0)
+        if "up" in differs:
+            state = "up" if differs["up"] else "down"
+            ipr.link("set", index=end.index, state=state)
+            peer_ipr.link("set", index=peer.index, state=state)
+
+    def _deleter(self, namespace: str | None, end: Link):
+        def delete() -> None:
+            self.sockets.get(namespace).link("del", index=end.index)
+
+        return delete
+
+    def report(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": s.name,
+                "namespace": s.namespace,
+                "peer_namespace": s.peer_namespace,
+                **_wanted(s),
+                "state": self.state,
+            }
+            for s in self.specs
+        ]
