@@ -255,20 +255,37 @@ class IpAddrResource:
             for route in del_routes:
                 with _naming(subject, f"delete route {route.text()}"):
                     ipr.route("del", **self._route_args(route, have.index))
+            # add before delete: removing the last address of a subnet takes its routes with it
+            self._add_addresses(ipr, subject, have.index, add_addresses)
             for address in del_addresses:
                 iface = ipaddress.ip_interface(address)
                 with _naming(subject, f"delete address {address}"):
                     ipr.addr("del", index=have.index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-            for address in add_addresses:
-                iface = ipaddress.ip_interface(address)
-                extra = {"flags": IFA_F_NODAD} if iface.version == 6 else {}
-                with _naming(subject, f"add address {address}"):
-                    ipr.addr("add", index=have.index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **extra)
-            for route in add_routes:
+            routes_to_add = add_routes
+            if del_addresses and self.state == "present":
+                # deleting a primary address also drops its secondaries and the routes through it:
+                # look again and restore whatever of the wanted state went with them
+                present = set(_observe_addresses(ipr, have.index))
+                self._add_addresses(ipr, subject, have.index, [a for a in spec.addresses if a not in present])
+                live = {
+                    _route_from_message(m)
+                    for m in ipr.get_routes(family=socket.AF_INET) + ipr.get_routes(family=socket.AF_INET6)
+                    if m.get("RTA_OIF") == have.index and m["table"] == RT_TABLE_MAIN
+                }
+                routes_to_add = [r for r in spec.routes if r not in live]
+            for route in routes_to_add:
                 with _naming(subject, f"add route {route.text()}"):
                     ipr.route("add", proto=RTPROT_STATIC, **self._route_args(route, have.index))
 
         plan.add(KIND, spec.label, action, before, after, apply)
+
+    @staticmethod
+    def _add_addresses(ipr: Any, subject: str, index: int, cidrs: list[str]) -> None:
+        for address in cidrs:
+            iface = ipaddress.ip_interface(address)
+            extra = {"flags": IFA_F_NODAD} if iface.version == 6 else {}
+            with _naming(subject, f"add address {address}"):
+                ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **extra)
 
     @staticmethod
     def _route_args(route: Route, index: int) -> dict[str, Any]:
