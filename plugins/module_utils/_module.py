@@ -29,14 +29,18 @@ def run_resource(module: Any, items_key: str, build: Callable[[NamespaceSockets]
     try:
         with NamespaceSockets() as sockets:
             resource = build(sockets)
-            plan = resource.plan()
-            result["changed"] = plan.changed
-            result["changes"] = plan.summary()
-            if module._diff and plan.changed:
-                result["diff"] = plan.diff()
-            if not module.check_mode:
-                plan.apply()
-            result[items_key] = resource.report()
+            try:
+                plan = resource.plan()
+                result["changed"] = plan.changed
+                result["changes"] = plan.summary()
+                if module._diff and plan.changed:
+                    result["diff"] = plan.diff()
+                if not module.check_mode:
+                    plan.apply()
+                result[items_key] = resource.report()
+            finally:
+                if hasattr(resource, "close"):
+                    resource.close()
     except ValidationError as exc:
         module.fail_json(
             msg="invalid input, nothing was changed: " + "; ".join(exc.errors), errors=exc.errors, changed=False

@@ -15,10 +15,10 @@ import contextlib
 import ctypes
 import errno
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 from ansible_collections.wharf.network.plugins.module_utils._errors import WharfError, kernel_error
+from ansible_collections.wharf.network.plugins.module_utils._rtnl import Rtnl
 
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -94,7 +94,7 @@ def entered(path: str, nstype: int = CLONE_NEWNET) -> Iterator[None]:
         os.close(home)
 
 
-def _share_run_dir(directory: str) -> None:
+def prepare_run_dir(directory: str = NETNS_RUN_DIR) -> None:
     """Make `directory` a shared mount point, as `ip netns add` does.
 
     Namespaces bound into a shared directory stay visible to mount namespaces created later
@@ -108,16 +108,14 @@ def _share_run_dir(directory: str) -> None:
         mount("none", directory, "none", MS_SHARED | MS_REC)
 
 
-def create_namespace_file(path: str, nstype: int) -> None:
+def create_namespace_file(path: str, nstype: int, inside: Callable[[], None] | None = None) -> None:
     """Create a new namespace of `nstype` and pin it by a bind mount on `path`.
 
-    The thread unshares, binds its new namespace and goes back home: no child process.
+    The thread unshares, binds its new namespace, runs `inside()` there (e.g. to open a socket
+    or bring loopback up without a second setns) and goes back home: no child process. The
+    caller makes sure the directory of `path` exists (and, for network namespaces, is shared:
+    see `prepare_run_dir`).
     """
-    directory = os.path.dirname(path)
-    if nstype == CLONE_NEWNET:
-        _share_run_dir(directory)
-    else:
-        os.makedirs(directory, exist_ok=True)
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
     os.close(fd)
     kind = "net" if nstype == CLONE_NEWNET else "uts"
@@ -126,7 +124,11 @@ def create_namespace_file(path: str, nstype: int) -> None:
         try:
             unshare(nstype)
             mount(f"/proc/thread-self/ns/{kind}", path, "none", MS_BIND)
+            if inside is not None:
+                inside()
         except OSError:
+            with contextlib.suppress(OSError):
+                umount(path)
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise
@@ -148,45 +150,45 @@ def remove_namespace_file(path: str) -> None:
 
 
 class NamespaceSockets:
-    """Netlink (IPRoute) sockets, one per namespace, opened on first use and reused.
+    """Netlink sockets (`Rtnl`), one per namespace, opened on first use and reused.
 
     `None` is the namespace the module runs in. A module run creates one of these, passes it
     to every resource and closes it at the end.
     """
 
     def __init__(self) -> None:
-        self._sockets: dict[str | None, Any] = {}
+        self._sockets: dict[str | None, Rtnl] = {}
 
-    def get(self, namespace: str | None) -> Any:
+    def get(self, namespace: str | None) -> Rtnl:
         if namespace in self._sockets:
             return self._sockets[namespace]
-        from pyroute2 import IPRoute  # imported late: 0.15 s that pure planning does not need
-
         if namespace is None:
-            ipr = IPRoute()
+            rtnl = Rtnl()
         else:
             if not netns_exists(namespace):
                 raise WharfError(f"namespace '{namespace}' does not exist")
             try:
                 with entered(netns_path(namespace)):
-                    ipr = IPRoute()
-                    # the socket is bound lazily; make it happen while we are inside
-                    ipr.get_links(1)
+                    rtnl = Rtnl()
             except OSError as exc:
                 raise kernel_error(f"namespace '{namespace}'", "open netlink socket", exc) from exc
-        self._sockets[namespace] = ipr
-        return ipr
+        self._sockets[namespace] = rtnl
+        return rtnl
+
+    def adopt(self, namespace: str, rtnl: Rtnl) -> None:
+        """Keep a socket opened while the thread was inside a namespace it just created."""
+        self._sockets[namespace] = rtnl
 
     def forget(self, namespace: str | None) -> None:
         """Close the socket of a namespace that is about to be removed."""
-        ipr = self._sockets.pop(namespace, None)
-        if ipr is not None:
-            ipr.close()
+        rtnl = self._sockets.pop(namespace, None)
+        if rtnl is not None:
+            rtnl.close()
 
     def close(self) -> None:
-        for ipr in self._sockets.values():
-            with contextlib.suppress(Exception):
-                ipr.close()
+        for rtnl in self._sockets.values():
+            with contextlib.suppress(OSError):
+                rtnl.close()
         self._sockets.clear()
 
     def __enter__(self) -> NamespaceSockets:

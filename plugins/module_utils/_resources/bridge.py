@@ -15,6 +15,13 @@ from ansible_collections.wharf.network.plugins.module_utils._resources.links imp
     Link,
     dump_links,
 )
+from ansible_collections.wharf.network.plugins.module_utils._rtnl import (
+    IFLA_BR_STP_STATE,
+    IFLA_BR_VLAN_FILTERING,
+    Rtnl,
+    attr_u8,
+    attr_u32,
+)
 
 KIND = "bridge"
 MANAGED_FIELDS = ("mtu", "mac", "stp", "vlan_filtering", "up")
@@ -143,42 +150,33 @@ class BridgeResource:
             plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec.namespace, link, differs))
 
     def _create(self, spec: BridgeSpec) -> None:
-        ipr = self.sockets.get(spec.namespace)
-        attrs: dict[str, Any] = {"ifname": spec.name, "kind": "bridge"}
-        if spec.mtu is not None:
-            attrs["mtu"] = spec.mtu
-        if spec.mac is not None:
-            attrs["address"] = spec.mac
+        rtnl = self.sockets.get(spec.namespace)
+        data = b""
         if spec.stp is not None:
-            attrs["br_stp_state"] = int(spec.stp)
+            data += attr_u32(IFLA_BR_STP_STATE, int(spec.stp))
         if spec.vlan_filtering:
-            attrs["br_vlan_filtering"] = 1
-        ipr.link("add", **attrs)
-        index = ipr.link_lookup(ifname=spec.name)[0]
-        ipr.link("set", index=index, ifalias=OWNER_MARK, state="up" if spec.up else "down")
+            data += attr_u8(IFLA_BR_VLAN_FILTERING, 1)
+        rtnl.new_link("bridge", spec.up, Rtnl.link_attrs(name=spec.name, mtu=spec.mtu, mac=spec.mac), data)
+        # the kernel ignores an alias in a create request: mark it right after, by name
+        rtnl.set_link(0, attrs=Rtnl.link_attrs(name=spec.name, alias=OWNER_MARK))
 
     def _update(self, namespace: str | None, link: Link, differs: dict[str, Any]) -> None:
-        ipr = self.sockets.get(namespace)
-        attrs: dict[str, Any] = {}
-        if "mtu" in differs:
-            attrs["mtu"] = differs["mtu"]
-        if "mac" in differs:
-            attrs["address"] = differs["mac"]
-        if attrs:
-            ipr.link("set", index=link.index, **attrs)
-        bridge_attrs: dict[str, Any] = {}
+        rtnl = self.sockets.get(namespace)
+        if "mtu" in differs or "mac" in differs:
+            rtnl.set_link(link.index, attrs=Rtnl.link_attrs(mtu=differs.get("mtu"), mac=differs.get("mac")))
+        data = b""
         if "stp" in differs:
-            bridge_attrs["br_stp_state"] = int(differs["stp"])
+            data += attr_u32(IFLA_BR_STP_STATE, int(differs["stp"]))
         if "vlan_filtering" in differs:
-            bridge_attrs["br_vlan_filtering"] = int(differs["vlan_filtering"])
-        if bridge_attrs:
-            ipr.link("set", index=link.index, kind="bridge", **bridge_attrs)
+            data += attr_u8(IFLA_BR_VLAN_FILTERING, int(differs["vlan_filtering"]))
+        if data:
+            rtnl.set_link(link.index, info=("bridge", data))
         if "up" in differs:
-            ipr.link("set", index=link.index, state="up" if differs["up"] else "down")
+            rtnl.set_link(link.index, up=bool(differs["up"]))
 
     def _deleter(self, namespace: str | None, link: Link):
         def delete() -> None:
-            self.sockets.get(namespace).link("del", index=link.index)
+            self.sockets.get(namespace).del_link(link.index)
 
         return delete
 

@@ -21,13 +21,12 @@ from ansible_collections.wharf.network.plugins.module_utils import _validate as 
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, kernel_error
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._resources.links import dump_links
+from ansible_collections.wharf.network.plugins.module_utils._rtnl import RTN_UNICAST, RouteMessage, Rtnl
 
 KIND = "ip_addr"
 RTPROT_KERNEL = 2
 RTPROT_BOOT = 3
 RTPROT_STATIC = 4
-RT_TABLE_MAIN = 254
-IFA_F_NODAD = 0x02
 
 
 @dataclass(frozen=True, order=True)
@@ -123,23 +122,21 @@ class ObservedInterface:
     routes: dict[Route, Any]  # route -> its proto, for exclusive
 
 
-def _observe_addresses(ipr: Any, index: int) -> list[str]:
-    found = []
-    for msg in ipr.get_addr(index=index):
-        address = msg.get("IFA_ADDRESS") if msg["family"] == socket.AF_INET6 else msg.get("IFA_LOCAL")
-        address = address or msg.get("IFA_ADDRESS")
-        found.append(_canonical_cidr(f"{address}/{msg['prefixlen']}"))
-    return found
+def _observe_addresses(rtnl: Rtnl, index: int) -> list[str]:
+    return [_canonical_cidr(f"{a.address}/{a.prefixlen}") for a in rtnl.addrs(index)]
 
 
-def _route_from_message(msg: Any) -> Route | None:
-    dst = msg.get("RTA_DST")
-    dest = "default" if msg["dst_len"] == 0 else f"{dst}/{msg['dst_len']}"
+def _route_from_message(msg: RouteMessage) -> Route | None:
+    dest = "default" if msg.dst_len == 0 else f"{msg.dst}/{msg.dst_len}"
     try:
         dest = _canonical_dest(dest)
     except ValueError:
         return None
-    return Route(dest, msg.get("RTA_GATEWAY"), _canonical_metric(msg["family"], msg.get("RTA_PRIORITY")))
+    return Route(dest, msg.gateway, _canonical_metric(msg.family, msg.priority))
+
+
+def _main_routes(rtnl: Rtnl) -> list[RouteMessage]:
+    return [r for family in (socket.AF_INET, socket.AF_INET6) for r in rtnl.routes(family) if r.type == RTN_UNICAST]
 
 
 def _canonical_metric(family: int, metric: int | None) -> int | None:
@@ -177,37 +174,42 @@ class IpAddrResource:
         self.state = state
         self.exclusive = exclusive
 
-    def _observe(self, spec: InterfaceSpec, links: dict[str, Any], routes: list[Any]) -> ObservedInterface | None:
+    def _observe(
+        self, spec: InterfaceSpec, links: dict[str, Any], routes: list[RouteMessage], addresses: dict[int, list[str]]
+    ) -> ObservedInterface | None:
         link = links.get(spec.name)
         if link is None:
             return None
-        ipr = self.sockets.get(spec.namespace)
-        observed_routes: dict[Route, Any] = {}
+        observed_routes: dict[Route, int] = {}
         for msg in routes:
-            if msg.get("RTA_OIF") != link.index or msg["table"] != RT_TABLE_MAIN:
+            if msg.oif != link.index:
                 continue
             route = _route_from_message(msg)
             if route is not None:
-                observed_routes[route] = msg["proto"]
-        return ObservedInterface(link.index, _observe_addresses(ipr, link.index), observed_routes)
+                observed_routes[route] = msg.protocol
+        return ObservedInterface(link.index, addresses.get(link.index, []), observed_routes)
 
     def plan(self) -> Plan:
         plan = Plan()
         errors: list[str] = []
         links_by_ns: dict[str | None, dict[str, Any]] = {}
-        routes_by_ns: dict[str | None, list[Any]] = {}
+        routes_by_ns: dict[str | None, list[RouteMessage]] = {}
+        addresses_by_ns: dict[str | None, dict[int, list[str]]] = {}
         for index, spec in enumerate(self.specs):
             if spec.namespace is not None and not nl.netns_exists(spec.namespace):
                 if self.state == "present":
                     errors.append(f"interfaces[{index}]: namespace '{spec.namespace}' does not exist")
                 continue
             if spec.namespace not in links_by_ns:
-                ipr = self.sockets.get(spec.namespace)
-                links_by_ns[spec.namespace] = dump_links(ipr)
-                routes_by_ns[spec.namespace] = list(ipr.get_routes(family=socket.AF_INET)) + list(
-                    ipr.get_routes(family=socket.AF_INET6)
-                )
-            have = self._observe(spec, links_by_ns[spec.namespace], routes_by_ns[spec.namespace])
+                rtnl = self.sockets.get(spec.namespace)
+                links_by_ns[spec.namespace] = dump_links(rtnl)
+                routes_by_ns[spec.namespace] = _main_routes(rtnl)
+                by_index: dict[int, list[str]] = {}
+                for a in rtnl.addrs():
+                    by_index.setdefault(a.index, []).append(_canonical_cidr(f"{a.address}/{a.prefixlen}"))
+                addresses_by_ns[spec.namespace] = by_index
+            ns = spec.namespace
+            have = self._observe(spec, links_by_ns[ns], routes_by_ns[ns], addresses_by_ns[ns])
             if have is None:
                 if self.state == "present":
                     errors.append(
@@ -250,55 +252,49 @@ class IpAddrResource:
         action = "update"
 
         def apply() -> None:
-            ipr = self.sockets.get(spec.namespace)
+            rtnl = self.sockets.get(spec.namespace)
             subject = f"interface '{spec.label}'"
             for route in del_routes:
                 with _naming(subject, f"delete route {route.text()}"):
-                    ipr.route("del", **self._route_args(route, have.index))
+                    self._send_route(rtnl, route, have.index, add=False)
             # add before delete: removing the last address of a subnet takes its routes with it
-            self._add_addresses(ipr, subject, have.index, add_addresses)
+            self._add_addresses(rtnl, subject, have.index, add_addresses)
             for address in del_addresses:
                 iface = ipaddress.ip_interface(address)
                 with _naming(subject, f"delete address {address}"):
-                    ipr.addr("del", index=have.index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+                    rtnl.del_addr(have.index, str(iface.ip), iface.network.prefixlen)
             routes_to_add = add_routes
             if del_addresses and self.state == "present":
                 # deleting a primary address also drops its secondaries and the routes through it:
                 # look again and restore whatever of the wanted state went with them
-                present = set(_observe_addresses(ipr, have.index))
-                self._add_addresses(ipr, subject, have.index, [a for a in spec.addresses if a not in present])
-                live = {
-                    _route_from_message(m)
-                    for m in ipr.get_routes(family=socket.AF_INET) + ipr.get_routes(family=socket.AF_INET6)
-                    if m.get("RTA_OIF") == have.index and m["table"] == RT_TABLE_MAIN
-                }
+                present = set(_observe_addresses(rtnl, have.index))
+                self._add_addresses(rtnl, subject, have.index, [a for a in spec.addresses if a not in present])
+                live = {_route_from_message(m) for m in _main_routes(rtnl) if m.oif == have.index}
                 routes_to_add = [r for r in spec.routes if r not in live]
             for route in routes_to_add:
                 with _naming(subject, f"add route {route.text()}"):
-                    ipr.route("add", proto=RTPROT_STATIC, **self._route_args(route, have.index))
+                    self._send_route(rtnl, route, have.index, add=True)
 
         plan.add(KIND, spec.label, action, before, after, apply)
 
     @staticmethod
-    def _add_addresses(ipr: Any, subject: str, index: int, cidrs: list[str]) -> None:
+    def _add_addresses(rtnl: Rtnl, subject: str, index: int, cidrs: list[str]) -> None:
         for address in cidrs:
             iface = ipaddress.ip_interface(address)
-            extra = {"flags": IFA_F_NODAD} if iface.version == 6 else {}
             with _naming(subject, f"add address {address}"):
-                ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **extra)
+                rtnl.add_addr(index, str(iface.ip), iface.network.prefixlen)
 
     @staticmethod
-    def _route_args(route: Route, index: int) -> dict[str, Any]:
-        args: dict[str, Any] = {"oif": index, "family": route.family, "table": RT_TABLE_MAIN}
+    def _send_route(rtnl: Rtnl, route: Route, index: int, add: bool) -> None:
         if route.dest == "default":
-            args["dst"] = "::/0" if route.family == socket.AF_INET6 else "0.0.0.0/0"
+            dst, dst_len = None, 0
         else:
-            args["dst"] = route.dest
-        if route.gateway:
-            args["gateway"] = route.gateway
-        if route.metric is not None:
-            args["priority"] = route.metric
-        return args
+            network = ipaddress.ip_network(route.dest)
+            dst, dst_len = str(network.network_address), network.prefixlen
+        if add:
+            rtnl.add_route(route.family, dst, dst_len, route.gateway, index, route.metric, RTPROT_STATIC)
+        else:
+            rtnl.del_route(route.family, dst, dst_len, route.gateway, index, route.metric)
 
     def report(self) -> list[dict[str, Any]]:
         return [

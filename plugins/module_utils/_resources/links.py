@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.wharf.network.plugins.module_utils._rtnl import LinkMessage, Rtnl
+
 OWNER_MARK = "wharf.network"
 IFF_UP = 1
 
@@ -34,29 +36,21 @@ class Link:
         return bool(self.alias) and self.alias.startswith(OWNER_MARK)
 
 
-def link_from_message(msg: Any) -> Link:
-    linkinfo = msg.get("IFLA_LINKINFO")
-    kind = linkinfo.get("IFLA_INFO_KIND") if linkinfo else None
-    info: dict[str, Any] = {}
-    if linkinfo is not None:
-        data = linkinfo.get("IFLA_INFO_DATA")
-        if data is not None and hasattr(data, "get") and kind == "bridge":
-            info["stp"] = bool(data.get("IFLA_BR_STP_STATE"))
-            info["vlan_filtering"] = bool(data.get("IFLA_BR_VLAN_FILTERING"))
+def link_from_message(msg: LinkMessage) -> Link:
     return Link(
-        index=msg["index"],
-        name=msg.get("IFLA_IFNAME"),
-        kind=kind,
-        mtu=msg.get("IFLA_MTU"),
-        mac=msg.get("IFLA_ADDRESS"),
-        up=bool(msg["flags"] & IFF_UP),
-        master=msg.get("IFLA_MASTER"),
-        alias=msg.get("IFLA_IFALIAS"),
-        peer_index=msg.get("IFLA_LINK"),
-        info=info,
+        index=msg.index,
+        name=msg.name,
+        kind=msg.kind,
+        mtu=msg.mtu or 0,
+        mac=msg.mac or "",
+        up=bool(msg.flags & IFF_UP),
+        master=msg.master,
+        alias=msg.alias,
+        peer_index=msg.peer_index,
+        info=msg.info,
     )
 
 
-def dump_links(ipr: Any) -> dict[str, Link]:
+def dump_links(rtnl: Rtnl) -> dict[str, Link]:
     """All links of a namespace by name: one netlink dump."""
-    return {link.name: link for link in (link_from_message(m) for m in ipr.get_links())}
+    return {link.name: link for link in (link_from_message(m) for m in rtnl.links())}

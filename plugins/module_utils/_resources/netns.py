@@ -20,6 +20,7 @@ from ansible_collections.wharf.network.plugins.module_utils import _netlink as n
 from ansible_collections.wharf.network.plugins.module_utils import _validate as check
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._rtnl import IFF_UP, Rtnl
 
 STATE_DIR = os.environ.get("WHARF_STATE_DIR", "/run/wharf")
 KIND = "netns"
@@ -120,17 +121,24 @@ def _read_hostname(name: str) -> str | None:
         return socket.gethostname()
 
 
+def _write_sysctls_here(sysctls: dict[str, str]) -> None:
+    """Write net.* sysctls of the namespace this thread is in (they resolve per opener)."""
+    for key, value in sysctls.items():
+        with open(sysctl_path(key), "w") as handle:
+            handle.write(value)
+
+
 def _write_sysctls(name: str, sysctls: dict[str, str]) -> None:
     with nl.entered(nl.netns_path(name)):
-        for key, value in sysctls.items():
-            with open(sysctl_path(key), "w") as handle:
-                handle.write(value)
+        _write_sysctls_here(sysctls)
 
 
 def _set_hostname(name: str, hostname: str) -> None:
     path = uts_path(name)
     if not os.path.exists(path):
-        nl.create_namespace_file(path, nl.CLONE_NEWUTS)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        nl.create_namespace_file(path, nl.CLONE_NEWUTS, lambda: socket.sethostname(hostname))
+        return
     with nl.entered(path, nl.CLONE_NEWUTS):
         socket.sethostname(hostname)
 
@@ -143,6 +151,7 @@ class NetnsResource:
         self.specs = parse_items(items)
         self.state = state
         self.exclusive = exclusive
+        self._run_dir_ready = False
 
     def observe(self, name: str, spec: NamespaceSpec | None) -> ObservedNamespace | None:
         if not nl.netns_exists(name):
@@ -150,12 +159,11 @@ class NetnsResource:
         owned = os.path.exists(owner_mark_path(name))
         if spec is None or not owned:
             return ObservedNamespace(name, owned, True, None, {})
-        ipr = self.sockets.get(name)
-        lo = ipr.get_links(1)[0]
+        lo = self.sockets.get(name).link(index=1)
         return ObservedNamespace(
             name=name,
             owned=owned,
-            loopback_up=bool(lo["flags"] & 1),
+            loopback_up=bool(lo is not None and lo.flags & IFF_UP),
             hostname=_read_hostname(name) if spec.hostname is not None else None,
             sysctls=_read_sysctls(name, list(spec.sysctls)),
         )
@@ -219,19 +227,29 @@ class NetnsResource:
         plan.add(KIND, name, "delete", before, None, lambda: self._delete(name))
 
     def _loopback_up(self, name: str) -> None:
-        self.sockets.get(name).link("set", index=1, state="up")
+        self.sockets.get(name).set_link(1, up=True)
 
     def _create(self, spec: NamespaceSpec) -> None:
-        nl.create_namespace_file(nl.netns_path(spec.name), nl.CLONE_NEWNET)
-        mark = owner_mark_path(spec.name)
-        os.makedirs(os.path.dirname(mark), exist_ok=True)
-        with open(mark, "w"):
+        if not self._run_dir_ready:
+            nl.prepare_run_dir()
+            os.makedirs(os.path.dirname(owner_mark_path(spec.name)), exist_ok=True)
+            self._run_dir_ready = True
+
+        def configure_inside() -> None:
+            # the thread is in the new namespace: no second setns for loopback and sysctls
+            rtnl = Rtnl()
+            try:
+                rtnl.set_link(1, up=True)
+            finally:
+                rtnl.close()
+            if spec.sysctls:
+                _write_sysctls_here(spec.sysctls)
+
+        nl.create_namespace_file(nl.netns_path(spec.name), nl.CLONE_NEWNET, configure_inside)
+        with open(owner_mark_path(spec.name), "w"):
             pass
-        self._loopback_up(spec.name)
         if spec.hostname is not None:
             _set_hostname(spec.name, spec.hostname)
-        if spec.sysctls:
-            _write_sysctls(spec.name, spec.sysctls)
 
     def _delete(self, name: str) -> None:
         self.sockets.forget(name)

@@ -21,6 +21,7 @@ from ansible_collections.wharf.network.plugins.module_utils._resources.links imp
     Link,
     dump_links,
 )
+from ansible_collections.wharf.network.plugins.module_utils._rtnl import Rtnl
 
 KIND = "veth"
 
@@ -125,6 +126,7 @@ class VethResource:
         self.state = state
         self.exclusive = exclusive
         self._links: dict[str | None, dict[str, Link]] = {}
+        self._netns_fds: dict[str, int] = {}
 
     def links(self, namespace: str | None) -> dict[str, Link]:
         if namespace not in self._links:
@@ -215,7 +217,7 @@ class VethResource:
         if peer is None:
             # the other end is gone or elsewhere: a veth cannot be re-paired, so rebuild it
             def replace() -> None:
-                self.sockets.get(spec.namespace).link("del", index=end.index)
+                self.sockets.get(spec.namespace).del_link(end.index)
                 self._create(spec)
 
             plan.add(KIND, spec.label, "update", have, wanted, replace)
@@ -234,52 +236,59 @@ class VethResource:
                     plan.add(KIND, label, "delete", _state(link, None, None), None, self._deleter(namespace, link))
 
     def _create(self, spec: VethSpec) -> None:
-        ipr = self.sockets.get(spec.namespace)
-        peer: dict[str, Any] = {"ifname": spec.peer}
+        rtnl = self.sockets.get(spec.namespace)
+        netns_fd = None
+        netns_pid = None
         if spec.peer_namespace != spec.namespace:
-            # a name resolves against /run/netns; for "the module's own namespace" pass our pid
-            peer["net_ns_fd" if spec.peer_namespace else "net_ns_pid"] = spec.peer_namespace or os.getpid()
-        if spec.mtu is not None:
-            peer["mtu"] = spec.mtu
-        if spec.peer_mac is not None:
-            peer["address"] = spec.peer_mac
-        attrs: dict[str, Any] = {"ifname": spec.name, "kind": "veth", "peer": peer}
-        if spec.mtu is not None:
-            attrs["mtu"] = spec.mtu
-        if spec.mac is not None:
-            attrs["address"] = spec.mac
-        ipr.link("add", **attrs)
-        index = ipr.link_lookup(ifname=spec.name)[0]
-        settings: dict[str, Any] = {"ifalias": OWNER_MARK, "state": "up" if spec.up else "down"}
-        if spec.master:
-            settings["master"] = self.links(spec.namespace)[spec.master].index
-        ipr.link("set", index=index, **settings)
-        peer_ipr = self.sockets.get(spec.peer_namespace)
-        peer_index = peer_ipr.link_lookup(ifname=spec.peer)[0]
-        peer_ipr.link("set", index=peer_index, ifalias=OWNER_MARK, state="up" if spec.up else "down")
+            if spec.peer_namespace is None:
+                netns_pid = os.getpid()  # the module's own namespace has no name to open
+            else:
+                netns_fd = self._netns_fd(spec.peer_namespace)
+        master = self.links(spec.namespace)[spec.master].index if spec.master else None
+        peer = Rtnl.link_attrs(name=spec.peer, mtu=spec.mtu, mac=spec.peer_mac, netns_fd=netns_fd, netns_pid=netns_pid)
+        # the peer cannot come up inside the create request (veth_open answers ENOTCONN while the
+        # pair is half-linked): it is brought up by name right after, from its own namespace
+        rtnl.new_link(
+            "veth",
+            spec.up,
+            Rtnl.link_attrs(name=spec.name, mtu=spec.mtu, mac=spec.mac, master=master),
+            Rtnl.veth_peer(False, peer),
+        )
+        rtnl.set_link(0, attrs=Rtnl.link_attrs(name=spec.name, alias=OWNER_MARK))
+        self.sockets.get(spec.peer_namespace).set_link(
+            0, up=spec.up, attrs=Rtnl.link_attrs(name=spec.peer, alias=OWNER_MARK)
+        )
+
+    def _netns_fd(self, namespace: str) -> int:
+        if namespace not in self._netns_fds:
+            self._netns_fds[namespace] = os.open(nl.netns_path(namespace), os.O_RDONLY | os.O_CLOEXEC)
+        return self._netns_fds[namespace]
+
+    def close(self) -> None:
+        for fd in self._netns_fds.values():
+            os.close(fd)
+        self._netns_fds.clear()
 
     def _update(self, spec: VethSpec, end: Link, peer: Link, differs: dict[str, Any]) -> None:
-        ipr = self.sockets.get(spec.namespace)
-        peer_ipr = self.sockets.get(spec.peer_namespace)
-        if "mtu" in differs:
-            ipr.link("set", index=end.index, mtu=differs["mtu"])
-        if "peer_mtu" in differs:
-            peer_ipr.link("set", index=peer.index, mtu=differs["peer_mtu"])
-        if "mac" in differs:
-            ipr.link("set", index=end.index, address=differs["mac"])
-        if "peer_mac" in differs:
-            peer_ipr.link("set", index=peer.index, address=differs["peer_mac"])
+        rtnl = self.sockets.get(spec.namespace)
+        peer_rtnl = self.sockets.get(spec.peer_namespace)
+        if "mtu" in differs or "mac" in differs:
+            rtnl.set_link(end.index, attrs=Rtnl.link_attrs(mtu=differs.get("mtu"), mac=differs.get("mac")))
+        if "peer_mtu" in differs or "peer_mac" in differs:
+            peer_attrs = Rtnl.link_attrs(mtu=differs.get("peer_mtu"), mac=differs.get("peer_mac"))
+            peer_rtnl.set_link(peer.index, attrs=peer_attrs)
         if "master" in differs:
             master = differs["master"]
-            ipr.link("set", index=end.index, master=self.links(spec.namespace)[master].index if master else 0)
+            rtnl.set_link(
+                end.index, attrs=Rtnl.link_attrs(master=self.links(spec.namespace)[master].index if master else 0)
+            )
         if "up" in differs:
-            state = "up" if differs["up"] else "down"
-            ipr.link("set", index=end.index, state=state)
-            peer_ipr.link("set", index=peer.index, state=state)
+            rtnl.set_link(end.index, up=bool(differs["up"]))
+            peer_rtnl.set_link(peer.index, up=bool(differs["up"]))
 
     def _deleter(self, namespace: str | None, end: Link):
         def delete() -> None:
-            self.sockets.get(namespace).link("del", index=end.index)
+            self.sockets.get(namespace).del_link(end.index)
 
         return delete
 

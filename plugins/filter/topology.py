@@ -1,0 +1,153 @@
+# Copyright: wharf.network contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters turning the topology (DESIGN.md section 2) into the item lists of the collection's modules.
+
+``wharf_host_items`` and ``wharf_topology_errors`` are documented in the sidecar files beside this one
+(``ansible-doc -t filter wharf.network.wharf_host_items``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.wharf.network.plugins.module_utils._topology import (
+    Container,
+    Network,
+    Topology,
+    TopologyError,
+    parse_topology,
+    topology_errors,
+)
+
+ITEM_LISTS = (
+    "namespaces",
+    "bridges",
+    "veths",
+    "interfaces",
+    "sub_interfaces",
+    "containers",
+    "absent_namespaces",
+    "absent_bridges",
+    "absent_veths",
+)
+
+
+def host_items(topology: Topology, inventory_hostname: str) -> dict[str, Any]:
+    """The item lists for one inventory host, every list sorted so the same topology gives the same output.
+
+    Containers whose ``host`` is another inventory host are left out; a container without ``host`` is on every
+    host. Declared bridge/overlay networks are on every host; the default network only where a container uses
+    it. Things whose state is absent go to the ``absent_*`` lists, in the same shape as the present ones.
+    """
+    items: dict[str, Any] = {key: [] for key in ITEM_LISTS}
+    items["prune"] = topology.prune
+    containers = topology.containers_on(inventory_hostname)
+
+    for network in topology.networks.values():
+        if not network.bridged or not _network_on_host(network, containers):
+            continue
+        bridge = {"name": network.bridge_name, "mtu": network.mtu}
+        if network.state == "absent":
+            items["absent_bridges"].append(bridge)
+        else:
+            items["bridges"].append(bridge)
+            items["interfaces"].append({"name": network.bridge_name, "addresses": [network.gateway_interface]})
+
+    for container in containers:
+        present = container.state == "present"
+        if container.own_namespace:
+            namespace = {"name": container.name, "hostname": container.hostname}
+            items["namespaces" if present else "absent_namespaces"].append(namespace)
+            for endpoint in container.endpoints:
+                network = topology.networks[endpoint.network]
+                interface: dict[str, Any] = {
+                    "name": endpoint.interface,
+                    "namespace": container.name,
+                    "addresses": [endpoint.address_interface],
+                }
+                if endpoint.default_route:
+                    interface["routes"] = [{"dest": "default", "gateway": str(endpoint.gateway)}]
+                if endpoint.host_interface is None:
+                    if present:
+                        items["sub_interfaces"].append(
+                            {
+                                **interface,
+                                "kind": network.driver,
+                                "parent": network.parent,
+                                "mode": network.mode,
+                                "mtu": network.mtu,
+                                "mac": endpoint.mac_address,
+                            }
+                        )
+                    continue
+                veth = {
+                    "name": endpoint.host_interface,
+                    "peer": endpoint.interface,
+                    "peer_namespace": container.name,
+                    "master": network.bridge_name,
+                    "mtu": network.mtu,
+                    "peer_mac": endpoint.mac_address,
+                }
+                items["veths" if present else "absent_veths"].append(veth)
+                if present:
+                    items["interfaces"].append(interface)
+        if present:
+            items["containers"].append(_summary(container, topology))
+    return items
+
+
+def _network_on_host(network: Network, containers: list[Container]) -> bool:
+    """Declared networks exist on every host, as in Docker; the default network only where it is used (or, on
+    teardown, was used)."""
+    if network.declared:
+        return True
+    wanted = ("present", "absent") if network.state == "absent" else ("present",)
+    return any(c.state in wanted and any(e.network == network.name for e in c.endpoints) for c in containers)
+
+
+def _summary(container: Container, topology: Topology) -> dict[str, Any]:
+    return {
+        "name": container.name,
+        "namespace": container.namespace,
+        "hostname": container.hostname,
+        "network_mode": container.network_mode,
+        "endpoints": [
+            {
+                "network": e.network,
+                "interface": e.interface,
+                "host_interface": e.host_interface,
+                "address": str(e.address),
+                "prefixlen": e.prefixlen,
+                "gateway": str(e.gateway),
+                "mac": e.mac_address,
+                "aliases": list(e.aliases),
+                "internal": topology.networks[e.network].internal,
+            }
+            for e in container.endpoints
+        ],
+    }
+
+
+def wharf_host_items(topology: Any, inventory_hostname: str) -> dict[str, Any]:
+    """Filter: the module item lists for ``inventory_hostname``; fails listing every error of the topology."""
+    if not isinstance(inventory_hostname, str) or not inventory_hostname:
+        raise AnsibleFilterError(f"wharf_host_items needs an inventory hostname, got {inventory_hostname!r}")
+    try:
+        model = parse_topology(topology)
+    except TopologyError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    return host_items(model, inventory_hostname)
+
+
+def wharf_topology_errors(topology: Any) -> list[str]:
+    """Filter: every problem of the topology, one sentence each; empty when it is valid."""
+    return topology_errors(topology)
+
+
+class FilterModule:
+    """wharf.network topology filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"wharf_host_items": wharf_host_items, "wharf_topology_errors": wharf_topology_errors}
