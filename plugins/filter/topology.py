@@ -57,6 +57,10 @@ def host_items(topology: Topology, inventory_hostname: str) -> dict[str, Any]:
 
     for container in containers:
         present = container.state == "present"
+        if container.shares_with is not None and container.namespace is not None:
+            # container:OTHER gets its own name for OTHER's namespace, so `ip netns exec NAME` works too
+            shared = {"name": container.name, "share_with": container.namespace}
+            items["namespaces" if present else "absent_namespaces"].append(shared)
         if container.own_namespace:
             namespace = {"name": container.name, "hostname": container.hostname}
             items["namespaces" if present else "absent_namespaces"].append(namespace)

@@ -34,6 +34,12 @@ options:
             without a process; enter it with C(nsenter --uts=/run/wharf/uts/NAME --net=/run/netns/NAME).
           - When omitted, the hostname is not managed.
         type: str
+      share_with:
+        description:
+          - Make this name another name of an existing namespace (bound to the same kernel namespace), as Docker's
+            C(--network container:OTHER) shares OTHER's network stack. Takes no hostname or sysctls of its own.
+          - Removing it removes the name only; the namespace lives on under its other name.
+        type: str
       sysctls:
         description:
           - Per-namespace sysctls to set inside, such as C(net.ipv4.ip_forward=1). Only C(net.*) keys live in a
@@ -54,6 +60,8 @@ EXAMPLES = r"""
         hostname: edge
         sysctls:
           net.ipv4.ip_forward: 1
+      - name: web1-sidecar
+        share_with: web1
 
 - name: Remove every namespace this collection made except web1
   wharf.network.netns:
@@ -101,6 +109,7 @@ def main() -> None:
                     "name": {"type": "str", "required": True},
                     "hostname": {"type": "str"},
                     "sysctls": {"type": "dict", "default": {}},
+                    "share_with": {"type": "str"},
                 },
             },
             **COMMON_ARGUMENT_SPEC,

@@ -12,13 +12,23 @@ description:
   - Creates, updates and removes veth pairs, the endpoints of wharf.network containers (one end on the
     host, usually on a bridge; the other, C(eth0), C(eth1)..., inside the container).
   - The peer is created directly in its namespace in the same netlink request, never created and moved.
-  - A pair whose peer is missing or in the wrong place is rebuilt, since a veth cannot be re-paired.
+  - A pair whose peer is missing or in the wrong place is rebuilt, since a veth cannot be re-paired. A peer
+    in the right namespace under another name is renamed (its addresses and routes stay), so renumbering a
+    container's interfaces never rebuilds an endpoint.
 extends_documentation_fragment:
   - wharf.network.resource
 options:
   namespace:
     description: Namespace of the first end for every item that names none. Default is the module's own.
     type: str
+  exclusive_namespaces:
+    description:
+      - With O(exclusive=true), limit removal of unlisted pairs to pairs with an end in these named namespaces.
+        The topology role uses it to converge the endpoints of every declared container (Docker's
+        C(network disconnect)) without pruning anything else.
+      - Without it, O(exclusive) covers every namespace an item touches, the module's own included.
+    type: list
+    elements: str
   veths:
     description: The pairs to converge.
     type: list
@@ -111,6 +121,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "namespace": {"type": "str"},
+            "exclusive_namespaces": {"type": "list", "elements": "str"},
             "veths": {
                 "type": "list",
                 "elements": "dict",
@@ -135,7 +146,9 @@ def main() -> None:
     run_resource(
         module,
         "veths",
-        lambda sockets: VethResource(sockets, p["veths"], p["state"], p["exclusive"], p["namespace"]),
+        lambda sockets: VethResource(
+            sockets, p["veths"], p["state"], p["exclusive"], p["namespace"], p["exclusive_namespaces"]
+        ),
     )
 
 

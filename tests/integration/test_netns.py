@@ -98,3 +98,18 @@ def test_netns_bad_input_changes_nothing(sandbox):
     assert any("kernel.hostname" in e and "only net.*" in e for e in errors), errors
     assert any("listed twice" in e for e in errors), errors
     assert sandbox.netns() == []
+
+
+def test_netns_share_with_names_the_same_namespace(sandbox):
+    items = [{"name": "sidecar", "share_with": "app"}, {"name": "app"}]
+    made = sandbox.module("netns", {"namespaces": items})
+    assert made.result["changes"] == ["create netns 'app'", "create netns 'sidecar'"], made.output
+    sandbox.sh("ip -n app link add probe0 type veth peer name probe1")
+    # the same kernel namespace under two names
+    assert "probe0" in sandbox.links("sidecar")
+    assert not sandbox.module("netns", {"namespaces": items}).changed
+    removed = sandbox.module("netns", {"namespaces": [{"name": "sidecar"}], "state": "absent"})
+    assert removed.changed
+    assert sandbox.netns() == ["app"] and "probe0" in sandbox.links("app")
+    missing = sandbox.module("netns", {"namespaces": [{"name": "x", "share_with": "nope"}]})
+    assert missing.failed and "share_with: namespace 'nope' does not exist" in missing.result["msg"]

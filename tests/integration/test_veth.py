@@ -113,3 +113,46 @@ def test_veth_bad_input_changes_nothing(two_containers):
     assert "veths[0].master: bridge 'br-nope' in namespace (host) does not exist" in unknown_bridge.result["msg"]
     assert set(sandbox.links()) == before
     assert set(sandbox.links("c2")) == {"lo"}
+
+
+def test_disconnecting_a_middle_network_renames_later_interfaces_in_place(sandbox):
+    """Docker's `network disconnect`: only that endpoint goes; the others keep their addresses."""
+    sandbox.module("netns", {"namespaces": [{"name": "web1"}]})
+    sandbox.module("bridge", {"bridges": [{"name": "br-a"}, {"name": "br-b"}, {"name": "br-c"}]})
+    three = [
+        {"name": f"ve-web1-{n}", "peer": f"eth{i}", "peer_namespace": "web1", "master": f"br-{n}"}
+        for i, n in enumerate("abc")
+    ]
+    sandbox.module("veth", {"veths": three})
+    sandbox.sh("ip -n web1 addr add 203.0.113.7/24 dev eth2")
+    index_before = sandbox.links("web1")["eth2"]["ifindex"]
+    two = [three[0], {**three[2], "peer": "eth1"}]
+    args = {"veths": two, "exclusive": True, "exclusive_namespaces": ["web1"]}
+    predicted = sandbox.module("veth", args, check=True)
+    assert predicted.result["changes"] == [
+        "delete veth 'web1/eth1'",
+        "update veth '(host)/ve-web1-c': peer 'eth2' -> 'eth1'",
+    ], predicted.output
+    applied = sandbox.module("veth", args)
+    assert applied.result["changes"] == predicted.result["changes"]
+    inside = sandbox.links("web1")
+    assert set(inside) == {"lo", "eth0", "eth1"}
+    assert inside["eth1"]["ifindex"] == index_before  # the same interface, renamed
+    assert "UP" in inside["eth1"]["flags"]
+    assert "203.0.113.7/24" in sandbox.sh("ip -n web1 addr show dev eth1").stdout
+    assert "ve-web1-b" not in sandbox.links()
+    assert not sandbox.module("veth", args).changed
+
+
+def test_exclusive_namespaces_leaves_other_pairs_alone(two_containers):
+    sandbox = two_containers
+    pairs = [
+        {"name": "ve-c1", "peer": "eth0", "peer_namespace": "c1"},
+        {"name": "ve-c2", "peer": "eth0", "peer_namespace": "c2"},
+    ]
+    sandbox.module("veth", {"veths": pairs})
+    result = sandbox.module("veth", {"veths": [pairs[0]], "exclusive": True, "exclusive_namespaces": ["c1"]})
+    assert not result.changed, result.result["changes"]
+    assert "ve-c2" in sandbox.links()
+    pruned = sandbox.module("veth", {"veths": [pairs[0]], "exclusive": True})
+    assert pruned.result["changes"] == ["delete veth '(host)/ve-c2'"]

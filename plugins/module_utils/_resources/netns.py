@@ -41,6 +41,7 @@ class NamespaceSpec:
     name: str
     hostname: str | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
+    share_with: str | None = None
 
 
 @dataclass
@@ -50,6 +51,14 @@ class ObservedNamespace:
     loopback_up: bool
     hostname: str | None
     sysctls: dict[str, str | None]
+    inode: int = 0
+
+
+def _inode(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return 0
 
 
 def sysctl_path(key: str) -> str:
@@ -79,7 +88,16 @@ def parse_items(items: list[dict[str, Any]]) -> list[NamespaceSpec]:
         err = check.namespace_name(f"{path}.name", name) if name else f"{path}.name: is required"
         hostname = item.get("hostname")
         sysctls = item.get("sysctls") or {}
+        share_with = item.get("share_with")
         problems = [err, _validate_hostname(f"{path}.hostname", hostname)]
+        if share_with is not None:
+            problems.append(check.namespace_name(f"{path}.share_with", share_with))
+            if hostname is not None or sysctls:
+                problems.append(
+                    f"{path}: a namespace shared with '{share_with}' takes no hostname or sysctls of its own"
+                )
+            if share_with == name:
+                problems.append(f"{path}.share_with: namespace '{name}' cannot share itself")
         for key in sysctls:
             if not str(key).startswith("net.") and not str(key).startswith("net/"):
                 problems.append(
@@ -91,6 +109,7 @@ def parse_items(items: list[dict[str, Any]]) -> list[NamespaceSpec]:
                 name=str(name),
                 hostname=hostname,
                 sysctls={str(k): _normalise_sysctl(v) for k, v in sysctls.items()},
+                share_with=share_with,
             )
         )
     errors.extend(check.duplicates("namespaces", "name", [(s.name,) for s in specs]))
@@ -157,8 +176,8 @@ class NetnsResource:
         if not nl.netns_exists(name):
             return None
         owned = os.path.exists(owner_mark_path(name))
-        if spec is None or not owned:
-            return ObservedNamespace(name, owned, True, None, {})
+        if spec is None or not owned or spec.share_with is not None:
+            return ObservedNamespace(name, owned, True, None, {}, _inode(nl.netns_path(name)))
         lo = self.sockets.get(name).link(index=1)
         return ObservedNamespace(
             name=name,
@@ -172,7 +191,18 @@ class NetnsResource:
         plan = Plan()
         errors: list[str] = []
         wanted = {spec.name for spec in self.specs}
-        for index, spec in enumerate(self.specs):
+        created_here = {s.name for s in self.specs if s.share_with is None} if self.state == "present" else set()
+        # namespaces that share another one come last, so their target exists when they are bound
+        ordered = sorted(enumerate(self.specs), key=lambda pair: pair[1].share_with is not None)
+        for index, spec in ordered:
+            if (
+                self.state == "present"
+                and spec.share_with is not None
+                and spec.share_with not in created_here
+                and not nl.netns_exists(spec.share_with)
+            ):
+                errors.append(f"namespaces[{index}].share_with: namespace '{spec.share_with}' does not exist")
+                continue
             have = self.observe(spec.name, spec)
             if have is not None and not have.owned:
                 verb = "manage" if self.state == "present" else "remove"
@@ -195,6 +225,9 @@ class NetnsResource:
         return plan
 
     def _plan_present(self, plan: Plan, spec: NamespaceSpec, have: ObservedNamespace | None) -> None:
+        if spec.share_with is not None:
+            self._plan_shared(plan, spec, have)
+            return
         after = {"hostname": spec.hostname, "sysctls": dict(spec.sysctls), "loopback": "up"}
         if have is None:
             plan.add(KIND, spec.name, "create", None, after, lambda: self._create(spec))
@@ -221,6 +254,37 @@ class NetnsResource:
                 _write_sysctls(spec.name, fix_sysctls)
 
         plan.add(KIND, spec.name, "update", changed_before, changed_after, update)
+
+    def _plan_shared(self, plan: Plan, spec: NamespaceSpec, have: ObservedNamespace | None) -> None:
+        target = spec.share_with or ""
+        after = {"share_with": target}
+        if have is None:
+            plan.add(KIND, spec.name, "create", None, after, lambda: self._bind_shared(spec.name, target))
+            return
+        target_path = nl.netns_path(target)
+        if os.path.exists(target_path) and have.inode == _inode(target_path):
+            return
+
+        def rebind() -> None:
+            nl.remove_namespace_file(nl.netns_path(spec.name))
+            self._bind_shared(spec.name, target)
+
+        plan.add(KIND, spec.name, "update", {"share_with": "(another namespace)"}, after, rebind)
+
+    def _bind_shared(self, name: str, target: str) -> None:
+        """Give `target`'s namespace a second name, as Docker's --network container:TARGET shares it."""
+        path = nl.netns_path(name)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        os.close(fd)
+        try:
+            nl.mount(nl.netns_path(target), path, "none", nl.MS_BIND)
+        except OSError:
+            os.unlink(path)
+            raise
+        mark = owner_mark_path(name)
+        os.makedirs(os.path.dirname(mark), exist_ok=True)
+        with open(mark, "w"):
+            pass
 
     def _plan_delete(self, plan: Plan, name: str, have: ObservedNamespace) -> None:
         before = {"hostname": have.hostname} if have.hostname else {"exists": True}
@@ -260,4 +324,13 @@ class NetnsResource:
             os.unlink(owner_mark_path(name))
 
     def report(self) -> list[dict[str, Any]]:
-        return [{"name": s.name, "hostname": s.hostname, "sysctls": s.sysctls, "state": self.state} for s in self.specs]
+        return [
+            {
+                "name": s.name,
+                "hostname": s.hostname,
+                "sysctls": s.sysctls,
+                "share_with": s.share_with,
+                "state": self.state,
+            }
+            for s in self.specs
+        ]

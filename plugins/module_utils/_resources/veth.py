@@ -8,6 +8,7 @@ and one netlink request per pair.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -120,11 +121,13 @@ class VethResource:
         state: str,
         exclusive: bool,
         default_namespace: str | None,
+        exclusive_namespaces: list[str] | None = None,
     ):
         self.sockets = sockets
         self.specs = parse_items(items, default_namespace)
         self.state = state
         self.exclusive = exclusive
+        self.exclusive_namespaces = exclusive_namespaces
         self._links: dict[str | None, dict[str, Link]] = {}
         self._netns_fds: dict[str, int] = {}
 
@@ -134,19 +137,22 @@ class VethResource:
         return self._links[namespace]
 
     def _find_peer(self, spec: VethSpec, end: Link) -> Link | None:
-        """The other end of `end`, if it is the named peer in the wanted namespace."""
+        """The other end of `end` if it lives in the wanted peer namespace, whatever its name.
+
+        Found by index, both ways (its IFLA_LINK is our index and ours is its), so a peer that
+        only carries another name is recognised and renamed rather than the pair rebuilt.
+        """
         if spec.peer_namespace is not None and not nl.netns_exists(spec.peer_namespace):
             return None
-        peer = self.links(spec.peer_namespace).get(spec.peer)
-        if peer is None or peer.kind != "veth":
-            return None
-        if peer.peer_index != end.index or end.peer_index != peer.index:
-            return None
-        return peer
+        for peer in self.links(spec.peer_namespace).values():
+            if peer.index == end.peer_index and peer.kind == "veth" and peer.peer_index == end.index:
+                return peer
+        return None
 
     def plan(self) -> Plan:
-        plan = Plan()
         errors: list[str] = []
+        matched: list[tuple[int, VethSpec, Link | None, Link | None]] = []
+        keep: set[tuple[str | None, int]] = set()
         for index, spec in enumerate(self.specs):
             path = f"veths[{index}]"
             missing = [
@@ -167,14 +173,12 @@ class VethResource:
                     f"exists but {what}; refusing to {verb} it"
                 )
                 continue
-            if self.state == "absent":
-                if end is not None:
-                    peer = self._find_peer(spec, end)
-                    plan.add(
-                        KIND, spec.label, "delete", _state(end, peer, None), None, self._deleter(spec.namespace, end)
-                    )
-                continue
-            if spec.master:
+            peer = self._find_peer(spec, end) if end is not None else None
+            if end is not None:
+                keep.add((spec.namespace, end.index))
+            if peer is not None:
+                keep.add((spec.peer_namespace, peer.index))
+            if self.state == "present" and spec.master:
                 master = self.links(spec.namespace).get(spec.master)
                 if master is None or master.kind != "bridge":
                     problem = (
@@ -184,18 +188,27 @@ class VethResource:
                         f"{path}.master: bridge '{spec.master}' in namespace {nl.ns_label(spec.namespace)} {problem}"
                     )
                     continue
-            peer = self._find_peer(spec, end) if end is not None else None
-            if end is None or peer is None:
+            matched.append((index, spec, end, peer))
+
+        plan = Plan()
+        pruned: set[tuple[str | None, int]] = set()
+        if self.exclusive and self.state == "present":
+            pruned = self._plan_prune(plan, keep)
+        for index, spec, end, peer in matched:
+            if self.state == "absent":
+                if end is not None:
+                    state = _state(end, peer, None)
+                    plan.add(KIND, spec.label, "delete", state, None, self._deleter(spec.namespace, end))
+                continue
+            if peer is None or peer.name != spec.peer:
                 taken = self.links(spec.peer_namespace).get(spec.peer)
-                if taken is not None and (end is None or taken.index != end.peer_index):
+                if taken is not None and (spec.peer_namespace, taken.index) not in pruned and taken is not peer:
                     errors.append(
-                        f"{path}.peer: interface '{spec.peer}' already exists in namespace "
+                        f"veths[{index}].peer: interface '{spec.peer}' already exists in namespace "
                         f"{nl.ns_label(spec.peer_namespace)}"
                     )
                     continue
             self._plan_present(plan, spec, end, peer)
-        if self.exclusive and self.state == "present":
-            self._plan_prune(plan)
         if errors:
             raise ValidationError(errors)
         return plan
@@ -223,17 +236,37 @@ class VethResource:
             plan.add(KIND, spec.label, "update", have, wanted, replace)
             return
         differs = {k: v for k, v in wanted.items() if have.get(k) != v}
-        if differs:
+        if differs:  # a "peer" difference is a rename of the other end, addresses and routes kept
             before = {k: have.get(k) for k in differs}
             plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec, end, peer, differs))
 
-    def _plan_prune(self, plan: Plan) -> None:
-        wanted = {(s.namespace, s.name) for s in self.specs}
-        for namespace in {s.namespace for s in self.specs}:
+    def _plan_prune(self, plan: Plan, keep: set[tuple[str | None, int]]) -> set[tuple[str | None, int]]:
+        """Plan removal of owned veths in scope that no item matched; returns the ends removed.
+
+        Scope: `exclusive_namespaces` when given, else every namespace the items touch. Both ends
+        of one pair can be in scope; the pair is removed once.
+        """
+        if self.exclusive_namespaces is not None:
+            scope: list[str | None] = [ns for ns in self.exclusive_namespaces if nl.netns_exists(ns)]
+        else:
+            touched = {s.namespace for s in self.specs} | {s.peer_namespace for s in self.specs}
+            scope = sorted((ns for ns in touched if ns is None or nl.netns_exists(ns)), key=lambda n: n or "")
+        removed: set[tuple[str | None, int]] = set()
+        candidates: list[tuple[str | None, Link]] = []
+        for namespace in scope:
             for link in self.links(namespace).values():
-                if link.owned and link.kind == "veth" and (namespace, link.name) not in wanted:
-                    label = f"{nl.ns_label(namespace)}/{link.name}"
-                    plan.add(KIND, label, "delete", _state(link, None, None), None, self._deleter(namespace, link))
+                if link.owned and link.kind == "veth" and (namespace, link.index) not in keep:
+                    candidates.append((namespace, link))
+        for namespace, link in candidates:
+            if (namespace, link.index) in removed:
+                continue
+            removed.add((namespace, link.index))
+            for other_ns, other in candidates:  # the other end, when it is in scope too
+                if other_ns != namespace and other.index == link.peer_index and other.peer_index == link.index:
+                    removed.add((other_ns, other.index))
+            label = f"{nl.ns_label(namespace)}/{link.name}"
+            plan.add(KIND, label, "delete", _state(link, None, None), None, self._deleter(namespace, link))
+        return removed
 
     def _create(self, spec: VethSpec) -> None:
         rtnl = self.sockets.get(spec.namespace)
@@ -282,13 +315,23 @@ class VethResource:
             rtnl.set_link(
                 end.index, attrs=Rtnl.link_attrs(master=self.links(spec.namespace)[master].index if master else 0)
             )
+        if "peer" in differs:
+            # the kernel renames only a link that is down
+            peer_rtnl.set_link(peer.index, up=False)
+            peer_rtnl.set_link(peer.index, attrs=Rtnl.link_attrs(name=differs["peer"]))
+            if "up" not in differs and spec.up:
+                peer_rtnl.set_link(peer.index, up=True)
         if "up" in differs:
             rtnl.set_link(end.index, up=bool(differs["up"]))
             peer_rtnl.set_link(peer.index, up=bool(differs["up"]))
 
     def _deleter(self, namespace: str | None, end: Link):
         def delete() -> None:
-            self.sockets.get(namespace).del_link(end.index)
+            try:
+                self.sockets.get(namespace).del_link(end.index)
+            except OSError as exc:
+                if exc.errno != errno.ENODEV:  # gone with its peer's namespace: what we wanted
+                    raise
 
         return delete
 
