@@ -73,7 +73,7 @@ def test_output_has_every_list_and_is_plain_data():
 def test_containers_of_other_hosts_are_skipped():
     node1 = items_for(FLEET, "node1")
     node2 = items_for(FLEET, "node2")
-    assert [n["name"] for n in node1["namespaces"]] == ["db", "everywhere", "loner", "solo", "web1"]
+    assert [n["name"] for n in node1["namespaces"]] == ["db", "everywhere", "loner", "sidecar", "solo", "web1"]
     assert [n["name"] for n in node2["namespaces"]] == ["everywhere", "macv", "web2"]
     assert [c["name"] for c in node1["containers"]] == [
         "db",
@@ -91,7 +91,9 @@ def test_namespaces():
     namespaces = items_for(FLEET, "node1")["namespaces"]
     assert by_name(namespaces, name="web1") == {"name": "web1", "hostname": "web1"}
     assert by_name(namespaces, name="loner") == {"name": "loner", "hostname": "quiet"}
-    assert not [n for n in namespaces if n["name"] in ("sidecar", "hosted")]
+    # container:web1 gets a second name for web1's namespace; host mode gets none
+    assert by_name(namespaces, name="sidecar") == {"name": "sidecar", "share_with": "web1"}
+    assert not [n for n in namespaces if n["name"] == "hosted"]
 
 
 def test_bridges_declared_everywhere_default_only_where_used():
@@ -224,7 +226,11 @@ def test_absent_container():
     topology["containers"]["loner"]["state"] = "absent"
     items = items_for(topology, "node1")
     assert "web1" not in [n["name"] for n in items["namespaces"]]
-    assert items["absent_namespaces"] == [{"name": "loner", "hostname": "quiet"}, {"name": "web1", "hostname": "web1"}]
+    assert items["absent_namespaces"] == [
+        {"name": "loner", "hostname": "quiet"},
+        {"name": "sidecar", "share_with": "web1"},
+        {"name": "web1", "hostname": "web1"},
+    ]
     assert [(v["peer_namespace"], v["peer"], v["master"]) for v in items["absent_veths"]] == [
         ("web1", "eth0", "br-front"),
         ("web1", "eth1", "br-back"),
