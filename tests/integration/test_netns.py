@@ -51,7 +51,7 @@ def test_netns_lifecycle(sandbox):
     removed = sandbox.module("netns", {"namespaces": edited, "state": "absent"})
     assert removed.changed and not removed.failed, removed.output
     assert sandbox.netns() == []
-    assert sandbox.sh("ls /run/wharf/uts").stdout.strip() == ""
+    assert sandbox.sh("ls -A /run/wharf").stdout.strip() == ""  # no bookkeeping left behind
     gone_again = sandbox.module("netns", {"namespaces": edited, "state": "absent"})
     assert not gone_again.changed and not gone_again.failed
 

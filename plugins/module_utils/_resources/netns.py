@@ -322,6 +322,12 @@ class NetnsResource:
         nl.remove_namespace_file(nl.netns_path(name))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(owner_mark_path(name))
+        # teardown leaves no trace: drop our bookkeeping directories once they are empty
+        for directory in (os.path.dirname(uts_path(name)), os.path.dirname(owner_mark_path(name))):
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(STATE_DIR, "owned"))
 
     def report(self) -> list[dict[str, Any]]:
         return [
