@@ -29,6 +29,9 @@ def run_resource(module: Any, items_key: str, build: Callable[[NamespaceSockets]
     try:
         with NamespaceSockets() as sockets:
             resource = build(sockets)
+            # in check mode nothing earlier in the play was really made: a resource then predicts
+            # the changes on top of missing prerequisites instead of failing on them
+            resource.check_mode = module.check_mode
             try:
                 plan = resource.plan()
                 result["changed"] = plan.changed

@@ -156,3 +156,20 @@ def test_exclusive_namespaces_leaves_other_pairs_alone(two_containers):
     assert "ve-c2" in sandbox.links()
     pruned = sandbox.module("veth", {"veths": [pairs[0]], "exclusive": True})
     assert pruned.result["changes"] == ["delete veth '(host)/ve-c2'"]
+
+
+def test_swapping_peer_names_renames_both_in_place(two_containers):
+    sandbox = two_containers
+    pairs = [
+        {"name": "ve-a", "peer": "eth0", "peer_namespace": "c1", "master": "br0"},
+        {"name": "ve-b", "peer": "eth1", "peer_namespace": "c1", "master": "br1"},
+    ]
+    sandbox.module("veth", {"veths": pairs})
+    before = {name: link["ifindex"] for name, link in sandbox.links("c1").items()}
+    swapped = [{**pairs[0], "peer": "eth1"}, {**pairs[1], "peer": "eth0"}]
+    result = sandbox.module("veth", {"veths": swapped})
+    assert not result.failed, result.output
+    after = {name: link["ifindex"] for name, link in sandbox.links("c1").items()}
+    assert after["eth0"] == before["eth1"] and after["eth1"] == before["eth0"]
+    assert all("UP" in link["flags"] for name, link in sandbox.links("c1").items() if name != "lo")
+    assert not sandbox.module("veth", {"veths": swapped}).changed

@@ -90,6 +90,8 @@ def _wanted_fields(spec: BridgeSpec) -> dict[str, Any]:
 class BridgeResource:
     """observe / plan / apply for bridges."""
 
+    check_mode = False  # set by the runner: missing prerequisites are then assumed made by earlier tasks
+
     def __init__(
         self,
         sockets: nl.NamespaceSockets,
@@ -109,7 +111,10 @@ class BridgeResource:
         observed: dict[str | None, dict[str, Link]] = {}
         for index, spec in enumerate(self.specs):
             if spec.namespace is not None and not nl.netns_exists(spec.namespace):
-                if self.state == "present":
+                if self.state == "present" and self.check_mode:
+                    # an earlier task of this check run would have made it: predict what follows
+                    self._plan_present(plan, spec, None)
+                elif self.state == "present":
                     errors.append(f"bridge '{spec.name}': namespace '{spec.namespace}' does not exist")
                 continue
             if spec.namespace not in observed:

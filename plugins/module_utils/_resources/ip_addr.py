@@ -161,6 +161,8 @@ def _is_link_local(cidr: str) -> bool:
 class IpAddrResource:
     """observe / plan / apply for addresses and routes."""
 
+    check_mode = False  # set by the runner: missing interfaces are then assumed made by earlier tasks
+
     def __init__(
         self,
         sockets: nl.NamespaceSockets,
@@ -197,7 +199,9 @@ class IpAddrResource:
         addresses_by_ns: dict[str | None, dict[int, list[str]]] = {}
         for index, spec in enumerate(self.specs):
             if spec.namespace is not None and not nl.netns_exists(spec.namespace):
-                if self.state == "present":
+                if self.state == "present" and self.check_mode:
+                    self._plan_interface(plan, spec, ObservedInterface(0, [], {}))
+                elif self.state == "present":
                     errors.append(f"interfaces[{index}]: namespace '{spec.namespace}' does not exist")
                 continue
             if spec.namespace not in links_by_ns:
@@ -211,7 +215,10 @@ class IpAddrResource:
             ns = spec.namespace
             have = self._observe(spec, links_by_ns[ns], routes_by_ns[ns], addresses_by_ns[ns])
             if have is None:
-                if self.state == "present":
+                if self.state == "present" and self.check_mode:
+                    # an earlier task of this check run (a veth, a bridge) would have made it
+                    self._plan_interface(plan, spec, ObservedInterface(0, [], {}))
+                elif self.state == "present":
                     errors.append(
                         f"interfaces[{index}].name: interface '{spec.name}' does not exist in namespace "
                         f"{nl.ns_label(spec.namespace)}"

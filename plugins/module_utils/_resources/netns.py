@@ -165,6 +165,8 @@ def _set_hostname(name: str, hostname: str) -> None:
 class NetnsResource:
     """observe / plan / apply for named network namespaces."""
 
+    check_mode = False  # set by the runner
+
     def __init__(self, sockets: nl.NamespaceSockets, items: list[dict[str, Any]], state: str, exclusive: bool):
         self.sockets = sockets
         self.specs = parse_items(items)
@@ -200,6 +202,7 @@ class NetnsResource:
                 and spec.share_with is not None
                 and spec.share_with not in created_here
                 and not nl.netns_exists(spec.share_with)
+                and not self.check_mode
             ):
                 errors.append(f"namespaces[{index}].share_with: namespace '{spec.share_with}' does not exist")
                 continue

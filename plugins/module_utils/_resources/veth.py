@@ -114,6 +114,8 @@ def _wanted(spec: VethSpec) -> dict[str, Any]:
 class VethResource:
     """observe / plan / apply for veth pairs."""
 
+    check_mode = False  # set by the runner: missing namespaces/bridges are then assumed made by earlier tasks
+
     def __init__(
         self,
         sockets: nl.NamespaceSockets,
@@ -151,6 +153,7 @@ class VethResource:
 
     def plan(self) -> Plan:
         errors: list[str] = []
+        predicted = Plan()  # check mode: pairs whose namespaces earlier tasks would have made
         matched: list[tuple[int, VethSpec, Link | None, Link | None]] = []
         keep: set[tuple[str | None, int]] = set()
         for index, spec in enumerate(self.specs):
@@ -161,7 +164,9 @@ class VethResource:
                 if ns is not None and not nl.netns_exists(ns)
             ]
             if missing:
-                if self.state == "present":
+                if self.state == "present" and self.check_mode:
+                    self._plan_present(predicted, spec, None, None)
+                elif self.state == "present":
                     errors.extend(f"veth '{spec.name}': {role} '{ns}' does not exist" for role, ns in missing)
                 continue
             end = self.links(spec.namespace).get(spec.name)
@@ -180,7 +185,9 @@ class VethResource:
                 keep.add((spec.peer_namespace, peer.index))
             if self.state == "present" and spec.master:
                 master = self.links(spec.namespace).get(spec.master)
-                if master is None or master.kind != "bridge":
+                if master is None and self.check_mode:
+                    pass  # the bridge task before this one would have made it
+                elif master is None or master.kind != "bridge":
                     problem = (
                         "does not exist" if master is None else f"is a {master.kind or 'plain'} link, not a bridge"
                     )
@@ -192,6 +199,12 @@ class VethResource:
 
         plan = Plan()
         pruned: set[tuple[str | None, int]] = set()
+        # peers that this run renames: their current names are free to take (renames run first)
+        moving = {
+            (spec.peer_namespace, peer.index)
+            for _i, spec, _end, peer in matched
+            if peer is not None and peer.name != spec.peer and self.state == "present"
+        }
         if self.exclusive and self.state == "present":
             pruned = self._plan_prune(plan, keep)
         for index, spec, end, peer in matched:
@@ -202,7 +215,8 @@ class VethResource:
                 continue
             if peer is None or peer.name != spec.peer:
                 taken = self.links(spec.peer_namespace).get(spec.peer)
-                if taken is not None and (spec.peer_namespace, taken.index) not in pruned and taken is not peer:
+                free = (spec.peer_namespace, taken.index) in pruned | moving if taken is not None else True
+                if taken is not None and not free and taken is not peer:
                     errors.append(
                         f"veths[{index}].peer: interface '{spec.peer}' already exists in namespace "
                         f"{nl.ns_label(spec.peer_namespace)}"
@@ -211,6 +225,10 @@ class VethResource:
             self._plan_present(plan, spec, end, peer)
         if errors:
             raise ValidationError(errors)
+        plan.extend(predicted)
+        # removals, then updates (renames), then creations: a name is freed before it is taken
+        order = {"delete": 0, "update": 1, "create": 2}
+        plan.changes.sort(key=lambda change: order[change.action])
         return plan
 
     def _master_name(self, namespace: str | None, end: Link) -> str | None:
@@ -316,6 +334,12 @@ class VethResource:
                 end.index, attrs=Rtnl.link_attrs(master=self.links(spec.namespace)[master].index if master else 0)
             )
         if "peer" in differs:
+            blocker = peer_rtnl.link(name=differs["peer"])
+            if blocker is not None and blocker.index != peer.index:
+                # a swap: another peer of this run still holds the name; park it, its own update
+                # renames it (by index) to its final name later in this run
+                peer_rtnl.set_link(blocker.index, up=False)
+                peer_rtnl.set_link(blocker.index, attrs=Rtnl.link_attrs(name=f"wharf-tmp{blocker.index}"))
             # the kernel renames only a link that is down
             peer_rtnl.set_link(peer.index, up=False)
             peer_rtnl.set_link(peer.index, attrs=Rtnl.link_attrs(name=differs["peer"]))

@@ -1,0 +1,79 @@
+# wharf.network task runner. Every target runs as root on a Linux machine (namespaces need it).
+#   make setup   Debian packages, a Python 3.12 venv with the pinned requirements, the collection path
+#   make demo    setup + a sandbox host + `ansible-playbook site.yml` + the report (KEEP=1 keeps the sandbox)
+#   make test    everything CI runs: lint, sanity, unit, integration (real namespaces), molecule
+#   make bench   the benchmarks (not tests; numbers vary by machine)
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+
+PYTHON_BOOTSTRAP ?= $(shell PYENV_VERSION=3.12.1 command -v python3.12 >/dev/null 2>&1 && echo "env PYENV_VERSION=3.12.1 python3.12" || echo python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+DEBIAN_PACKAGES := iproute2 nftables iputils-ping util-linux procps netcat-openbsd rsync git
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: setup debian venv collection demo demo-down test lint sanity unit integration molecule bench clean-sandboxes
+
+setup: debian venv collection
+
+debian:
+	@missing=""
+	for pkg in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done
+	if [ -n "$$missing" ]; then
+	  echo "installing Debian packages:$$missing"
+	  apt-get update -qq
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	[ -x $(PY) ] || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+collection:
+	mkdir -p .collections/ansible_collections/wharf
+	ln -sfn ../../.. .collections/ansible_collections/wharf/network
+
+demo: setup
+	$(VENV)/bin/ansible-playbook -i inventories/demo playbooks/sandbox.yml
+	trap '[ "$${KEEP:-0}" = 1 ] || $(VENV)/bin/ansible-playbook -i inventories/demo playbooks/sandbox.yml -e wharf_sandbox_state=absent >/dev/null' EXIT
+	$(VENV)/bin/ansible-playbook -i inventories/demo site.yml
+	if [ "$${KEEP:-0}" = 1 ]; then
+	  echo "The sandbox host wharf-demo is still running. Look around:"
+	  echo "  bin/wharf-sandbox shell wharf-demo        (then: ip netns exec web1 ping web2's address)"
+	  echo "  make demo-down                            removes it"
+	else
+	  echo "The demo sandbox was removed again (KEEP=1 keeps it to look around)."
+	fi
+
+demo-down:
+	$(VENV)/bin/ansible-playbook -i inventories/demo playbooks/sandbox.yml -e wharf_sandbox_state=absent
+
+test: setup lint sanity unit integration molecule
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+sanity:
+	bash tests/sanity.sh
+
+unit:
+	$(VENV)/bin/pytest -q tests/unit
+
+integration:
+	$(VENV)/bin/pytest -q tests/integration
+
+molecule:
+	$(VENV)/bin/molecule test -s default
+
+bench: setup
+	$(PY) benchmarks/bench_modules.py
+	$(PY) benchmarks/bench_topology.py
+
+clean-sandboxes:
+	$(PY) bin/wharf-sandbox destroy --prefix wt || true
+	$(PY) bin/wharf-sandbox destroy --prefix wb || true

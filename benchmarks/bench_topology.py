@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""How long `ansible-playbook site.yml` takes to converge N containers over M networks, next to `ip -batch`.
+
+Runs inside throwaway sandbox hosts (never the machine's own namespace), one fresh sandbox per size and repeat,
+destroyed afterwards even on failure. For each N a topology is generated (containers c000, c001... spread
+round-robin over networks net0..net{M-1}; every tenth container is also on the next network), written to a temp
+vars file, and timed:
+
+  ip host     one `ip -batch` in the sandbox's root namespace: N `netns add`, M bridges (alias, up, gateway
+              address), one veth pair per endpoint with the peer created in its netns (name, mtu, MAC), host end
+              enslaved, aliased and up
+  ip per-ns   what `ip -batch` cannot do from the root namespace (a batch line cannot name another namespace):
+              one `ip -n NS -batch -` per container, from one shell script: lo up, peer aliased and up, its
+              addresses, its default route. `ip total` = host + per-ns is the baseline the ratios use.
+              Not done by the baseline: the containers' hostnames (the netns module pins a UTS namespace per
+              container under /run/wharf/uts), the owner-mark files, and any reading of existing state.
+  ip del      one `ip -batch`: netns del for every container, link del for every bridge
+  cold        `ansible-playbook -i INV site.yml --skip-tags report -e @topology.yml` on the empty sandbox
+  no-op       the same again; asserts changed=0 in the recap
+  add-one     the topology plus one container c{N}; asserts changed>0
+  teardown    the topology (with c{N}) and `state: absent`; asserts the sandbox is empty afterwards
+  floor play  `ansible-playbook` of a play whose only task is `meta: noop` (never reaches the host)
+  +1 module   `ansible-playbook` of a play with one `ansible.builtin.ping` through the sandbox connection
+
+After the baseline build and after the cold converge the kernel state is read back (links, flags, MTU, master,
+alias, container MACs, IPv4 addresses, routes, in every namespace) and must be identical, so both columns build
+the same kernel objects.
+
+--profile also prints, per N, the wall time of every task of the cold converge (a tiny callback plugin written to
+the temp dir), the four modules run directly inside the sandbox on the same item lists (a fresh Python process
+each, as bench_modules.py does), and the filters timed in-process.
+
+Usage: sudo .venv/bin/python benchmarks/bench_topology.py [--sizes 10,50,250] [--networks 5] [--prefixlen 16]
+                                                          [--repeat 1] [--profile]
+--repeat defaults to 1 (a run for 10,50,250 takes about a minute); every column is the median of the repeats.
+Not a test: numbers vary by machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / ".collections"))
+
+from ansible_collections.wharf.network.plugins.filter.topology import wharf_host_items, wharf_topology_errors
+from ansible_collections.wharf.network.plugins.module_utils import _sandbox
+
+MODULES = REPO / "plugins" / "modules"
+BIN = Path(sys.executable).parent
+OWNER_MARK = "wharf.network"
+RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+TIMER_CALLBACK = '''
+import json, os, time
+from ansible.plugins.callback import CallbackBase
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "wbtopo_timer"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self):
+        super().__init__()
+        self.init = time.time()
+        self.tasks = []
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self.tasks.append([task.get_name(), time.time()])
+
+    def v2_playbook_on_stats(self, stats):
+        with open(os.environ["WBTOPO_PROFILE"], "w") as handle:
+            json.dump({"init": self.init, "tasks": self.tasks, "stats": time.time()}, handle)
+'''
+
+
+def generate(n: int, networks: int, prefixlen: int, extra: int = 0) -> dict:
+    """N containers (plus ``extra`` more) round-robin over ``networks`` networks; every tenth also on the next."""
+    width = max(3, len(str(n + extra)))
+    if prefixlen == 16:
+        subnets = [f"10.{100 + k}.0.0/16" for k in range(networks)]
+    else:
+        base = ipaddress.IPv4Network("172.20.0.0/16")
+        subnets = [str(s) for s in list(base.subnets(new_prefix=prefixlen))[:networks]]
+    topo: dict = {"networks": {f"net{k}": {"subnet": subnets[k]} for k in range(networks)}, "containers": {}}
+    for i in range(n + extra):
+        nets = [f"net{i % networks}"]
+        if i % 10 == 9 and networks > 1:
+            nets.append(f"net{(i + 1) % networks}")
+        topo["containers"][f"c{i:0{width}d}"] = {"networks": nets}
+    return topo
+
+
+class Bench:
+    def __init__(self, tmp: Path, profile: bool) -> None:
+        self.name = f"wbtopo-{os.getpid():x}-{uuid.uuid4().hex[:4]}"
+        self.tmp = tmp
+        self.host, _ = _sandbox.create(self.name)
+        self.env = dict(os.environ, PYTHONPATH=str(REPO / ".collections"))
+        self.inventory = tmp / "inventory.yml"
+        self.inventory.write_text(
+            f"all:\n  hosts:\n    {self.name}:\n      ansible_connection: wharf.network.sandbox\n"
+            f"      ansible_python_interpreter: {sys.executable}\n"
+        )
+        self.ansible_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        self.profile_file = tmp / "profile.json"
+        if profile:
+            (tmp / "callback_plugins").mkdir(exist_ok=True)
+            (tmp / "callback_plugins" / "wbtopo_timer.py").write_text(TIMER_CALLBACK)
+            self.ansible_env.update(
+                ANSIBLE_CALLBACK_PLUGINS=str(tmp / "callback_plugins"),
+                ANSIBLE_CALLBACKS_ENABLED="wbtopo_timer",
+                WBTOPO_PROFILE=str(self.profile_file),
+            )
+
+    # -- inside the sandbox -------------------------------------------------------------------------------------
+    def inside(self, argv: list[str], stdin: str | None = None) -> tuple[float, str]:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [*self.host.nsenter_argv(), *argv], input=stdin, capture_output=True, text=True, env=self.env
+        )
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv[:3]} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        return elapsed, proc.stdout
+
+    def ip_batch(self, lines: list[str]) -> float:
+        return self.inside(["ip", "-batch", "-"], stdin="\n".join(lines) + "\n")[0]
+
+    def shell(self, script: str) -> float:
+        return self.inside(["/bin/sh", "-e", "-s"], stdin=script)[0]
+
+    def module(self, name: str, args: dict) -> tuple[float, dict]:
+        path = self.tmp / "args.json"
+        path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+        elapsed, out = self.inside([sys.executable, str(MODULES / f"{name}.py"), str(path)])
+        result = json.loads(out)
+        if result.get("failed"):
+            raise RuntimeError(f"{name}: {result.get('msg')}")
+        return elapsed, result
+
+    def state(self) -> dict:
+        """Kernel objects in the sandbox: per namespace, links (flags, mtu, master, alias, MAC in containers),
+        IPv4 addresses and routes. Leaves out what is random (host-side MACs, ifindexes) or automatic (IPv6 LL)."""
+        script = (
+            'for ns in "" $(ls /run/netns); do n=${ns:+-n $ns}; echo "@$ns"; '
+            "ip -j $n link; ip -j $n addr; ip -j $n route; done\n"
+        )
+        _, out = self.inside(["/bin/sh", "-c", script])
+        result: dict = {}
+        chunks = out.split("@")[1:]
+        for chunk in chunks:
+            ns, _, rest = chunk.partition("\n")
+            links_json, addrs_json, routes_json = rest.strip().split("\n")
+            links = {}
+            for link in json.loads(links_json):
+                links[link["ifname"]] = {
+                    "up": "UP" in link["flags"],
+                    "mtu": link["mtu"],
+                    "master": link.get("master"),
+                    "alias": link.get("ifalias"),
+                    "mac": link.get("address") if ns else None,
+                }
+            for link in json.loads(addrs_json):
+                links[link["ifname"]]["inet"] = sorted(
+                    f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a["family"] == "inet"
+                )
+            routes = sorted(f"{r['dst']} via {r.get('gateway', '-')} dev {r['dev']}" for r in json.loads(routes_json))
+            result[ns or "(root)"] = {"links": links, "routes": routes}
+        return result
+
+    def is_empty(self) -> bool:
+        state = self.state()
+        return list(state) == ["(root)"] and list(state["(root)"]["links"]) == ["lo"]
+
+    # -- ansible ------------------------------------------------------------------------------------------------
+    def playbook(self, playbook: Path, varsfile: Path | None = None) -> tuple[float, dict, dict | None]:
+        argv = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(playbook)]
+        if varsfile is not None:
+            argv += ["--skip-tags", "report", "-e", f"@{varsfile}"]
+        self.profile_file.unlink(missing_ok=True)
+        wall0 = time.time()
+        start = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=self.ansible_env, cwd=REPO)
+        elapsed = time.perf_counter() - start
+        wall1 = time.time()
+        if proc.returncode != 0:
+            raise RuntimeError(f"{playbook.name} failed:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+        recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2])} for m in RECAP_RE.findall(proc.stdout)}
+        profile = None
+        if self.profile_file.exists():
+            profile = json.loads(self.profile_file.read_text())
+            profile.update(start=wall0, end=wall1)
+        return elapsed, recap.get(self.name, {}), profile
+
+    def close(self) -> None:
+        _sandbox.destroy(self.name)
+
+
+def baseline_scripts(items: dict) -> tuple[list[str], str, list[str]]:
+    """(root-namespace ip -batch lines, per-namespace shell script, teardown ip -batch lines) for the items."""
+    host = [f"netns add {ns['name']}" for ns in items["namespaces"]]
+    for br in items["bridges"]:
+        host += [f"link add {br['name']} mtu {br['mtu']} type bridge", f"link set dev {br['name']} alias {OWNER_MARK} up"]
+    per_ns: dict[str, list[str]] = {ns["name"]: ["link set lo up"] for ns in items["namespaces"]}
+    for iface in items["interfaces"]:
+        if iface.get("namespace") is None:
+            host += [f"addr add {a} dev {iface['name']}" for a in iface["addresses"]]
+    for v in items["veths"]:
+        host += [
+            f"link add {v['name']} mtu {v['mtu']} type veth peer name {v['peer']} mtu {v['mtu']}"
+            f" address {v['peer_mac']} netns {v['peer_namespace']}",
+            f"link set dev {v['name']} master {v['master']} alias {OWNER_MARK} up",
+        ]
+        per_ns[v["peer_namespace"]].append(f"link set dev {v['peer']} alias {OWNER_MARK} up")
+    for iface in items["interfaces"]:
+        ns = iface.get("namespace")
+        if ns is not None:
+            per_ns[ns] += [f"addr add {a} dev {iface['name']}" for a in iface["addresses"]]
+            per_ns[ns] += [f"route add {r['dest']} via {r['gateway']} dev {iface['name']}" for r in iface.get("routes", [])]
+    script = "".join(f"ip -n {ns} -batch - <<'EOF'\n" + "\n".join(lines) + "\nEOF\n" for ns, lines in per_ns.items())
+    teardown = [f"netns del {ns['name']}" for ns in items["namespaces"]]
+    teardown += [f"link del {br['name']}" for br in items["bridges"]]
+    return host, script, teardown
+
+
+def measure(tmp: Path, n: int, opts: argparse.Namespace) -> tuple[dict[str, float], list[str]]:
+    bench = Bench(tmp, opts.profile)
+    notes: list[str] = []
+    try:
+        topo = generate(n, opts.networks, opts.prefixlen)
+        topo_add = generate(n, opts.networks, opts.prefixlen, extra=1)
+        items = wharf_host_items(topo, bench.name)
+        files = {}
+        for key, doc in (("cold", topo), ("add", topo_add), ("absent", {**topo_add, "state": "absent"})):
+            files[key] = tmp / f"topology-{key}.yml"
+            files[key].write_text(json.dumps({"wharf_topology": doc}, indent=1))  # JSON is YAML
+        out: dict[str, float] = {}
+
+        host, script, teardown = baseline_scripts(items)
+        out["ip_host"] = bench.ip_batch(host)
+        out["ip_ns"] = bench.shell(script)
+        out["ip_total"] = out["ip_host"] + out["ip_ns"]
+        built = bench.state()
+        out["ip_del"] = bench.ip_batch(teardown)
+        assert bench.is_empty(), "ip -batch teardown left objects behind"
+
+        out["cold"], recap, profile = bench.playbook(REPO / "site.yml", files["cold"])
+        assert recap.get("changed", 0) > 0, f"cold converge changed nothing: {recap}"
+        ours = bench.state()
+        if ours != built:
+            diff = [ns for ns in sorted(set(ours) | set(built)) if ours.get(ns) != built.get(ns)]
+            first = diff[0]
+            raise AssertionError(
+                f"cold converge and ip -batch built different objects in {len(diff)} namespaces, e.g. {first}:\n"
+                f"  ip -batch: {built.get(first)}\n  ansible:  {ours.get(first)}"
+            )
+        out["noop"], recap, _ = bench.playbook(REPO / "site.yml", files["cold"])
+        assert recap.get("changed") == 0, f"no-op converge changed something: {recap}"
+        out["add"], recap, _ = bench.playbook(REPO / "site.yml", files["add"])
+        assert recap.get("changed", 0) > 0, f"adding a container changed nothing: {recap}"
+        out["teardown"], recap, _ = bench.playbook(REPO / "site.yml", files["absent"])
+        if not bench.is_empty():
+            notes.append(f"N={n}: teardown left objects behind: {bench.state()}")
+
+        noop_play = tmp / "floor-noop.yml"
+        noop_play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.meta: noop\n")
+        ping_play = tmp / "floor-ping.yml"
+        ping_play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
+        out["floor"], _, _ = bench.playbook(noop_play)
+        out["floor_ping"], _, _ = bench.playbook(ping_play)
+
+        if opts.profile:
+            notes += profile_report(bench, n, topo, items, profile)
+        return out, notes
+    finally:
+        bench.close()
+
+
+def profile_report(bench: Bench, n: int, topo: dict, items: dict, profile: dict | None) -> list[str]:
+    lines = [f"--- profile N={n} ---"]
+    if profile:
+        marks = [t for _, t in profile["tasks"]] + [profile["stats"]]
+        lines.append(
+            f"cold converge {profile['end'] - profile['start']:.3f} s: process start -> callbacks loaded "
+            f"{profile['init'] - profile['start']:.3f}, -> first task {marks[0] - profile['init']:.3f}, "
+            f"after last task -> exit {profile['end'] - profile['stats']:.3f}"
+        )
+        for (name, start), end in zip(profile["tasks"], marks[1:], strict=True):
+            lines.append(f"  {end - start:7.3f}  {name}")
+    start = time.perf_counter()
+    wharf_topology_errors(topo)
+    errors_s = time.perf_counter() - start
+    start = time.perf_counter()
+    wharf_host_items(topo, bench.name)
+    items_s = time.perf_counter() - start
+    lines.append(f"filters in-process: wharf_topology_errors {errors_s:.3f} s, wharf_host_items {items_s:.3f} s")
+    names = [ns["name"] for ns in items["namespaces"]]
+    calls = [
+        ("netns", {"namespaces": items["namespaces"]}),
+        ("bridge", {"bridges": items["bridges"]}),
+        ("veth", {"veths": items["veths"], "exclusive": True, "exclusive_namespaces": names}),
+        ("ip_addr", {"interfaces": items["interfaces"], "exclusive": True}),
+    ]
+    timings = []
+    for name, args in calls:
+        elapsed, result = bench.module(name, args)
+        timings.append(f"{name} {elapsed:.3f}")
+    lines.append("modules run directly, cold: " + ", ".join(timings))
+    timings = [f"{name} {bench.module(name, args)[0]:.3f}" for name, args in calls]
+    lines.append("modules run directly, no-op: " + ", ".join(timings))
+    bench.module("netns", {"namespaces": items["namespaces"], "state": "absent"})
+    bench.module("bridge", {"bridges": items["bridges"], "state": "absent"})
+    if not bench.is_empty():
+        lines.append("direct module runs left objects behind")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,50,250")
+    parser.add_argument("--networks", type=int, default=5)
+    parser.add_argument("--prefixlen", type=int, choices=(16, 20), default=16)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size, each in a fresh sandbox (median)")
+    parser.add_argument("--profile", action="store_true", help="per-task times, direct module times, filter times")
+    opts = parser.parse_args()
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so the finally blocks destroy the sandbox
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+    print(f"M={opts.networks} networks (/{opts.prefixlen}); median of {opts.repeat} run(s), each in a fresh sandbox; seconds")
+    print("ratio = time / ip total (ip -batch in the root namespace + one `ip -n NS -batch` per container)")
+    header = (
+        f"{'N':>4} | {'ip host':>7} {'+per-ns':>7} {'ip total':>8} | {'cold':>6} {'ratio':>5} | {'no-op':>6} {'ratio':>5}"
+        f" | {'add-one':>7} {'ratio':>5} | {'teardown':>8} {'ip del':>6} | {'floor play':>10} {'+1 module':>9}"
+    )
+    print(header)
+    print("-" * len(header), flush=True)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="wbtopo-") as tmp:
+        for n in (int(s) for s in opts.sizes.split(",")):
+            runs = []
+            for _ in range(opts.repeat):
+                out, run_notes = measure(Path(tmp), n, opts)
+                runs.append(out)
+            notes += run_notes  # notes of the last repeat only would hide a flaky leftover
+            m = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            base = m["ip_total"]
+            print(
+                f"{n:>4} | {m['ip_host']:>7.3f} {m['ip_ns']:>7.3f} {base:>8.3f} | {m['cold']:>6.2f} {m['cold'] / base:>5.2f}"
+                f" | {m['noop']:>6.2f} {m['noop'] / base:>5.2f} | {m['add']:>7.2f} {m['add'] / base:>5.2f}"
+                f" | {m['teardown']:>8.2f} {m['ip_del']:>6.3f} | {m['floor']:>10.2f} {m['floor_ping']:>9.2f}",
+                flush=True,
+            )
+    for line in notes:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
