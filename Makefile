@@ -1,7 +1,8 @@
 # wharf.network task runner. Every target runs as root on a Linux machine (namespaces need it).
 #   make setup   Debian packages, a Python 3.12 venv with the pinned requirements, the collection path
 #   make demo    setup + a sandbox host + `ansible-playbook site.yml` + the report (KEEP=1 keeps the sandbox)
-#   make test    everything CI runs: lint, sanity, unit, integration (real namespaces), molecule
+#   make test    everything CI runs: lint, sanity, unit, integration (real namespaces), molecule, and the
+#                ansible-core 2.19 / Python 3.11 compatibility converge
 #   make bench   the benchmarks (not tests; numbers vary by machine)
 SHELL := /bin/bash
 .ONESHELL:
@@ -13,7 +14,7 @@ PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := iproute2 nftables iputils-ping util-linux procps netcat-openbsd rsync git
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup debian venv collection demo demo-down test lint sanity unit integration molecule bench clean-sandboxes
+.PHONY: setup debian venv collection demo demo-down test lint sanity unit integration molecule compat bench clean-sandboxes
 
 setup: debian venv collection
 
@@ -52,7 +53,7 @@ demo: setup
 demo-down:
 	$(VENV)/bin/ansible-playbook -i inventories/demo playbooks/sandbox.yml -e wharf_sandbox_state=absent
 
-test: setup lint sanity unit integration molecule
+test: setup lint sanity unit integration molecule compat
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -69,6 +70,9 @@ integration:
 
 molecule:
 	$(VENV)/bin/molecule test -s default
+
+compat:
+	bash tests/compat.sh
 
 bench: setup
 	$(PY) benchmarks/bench_modules.py

@@ -63,7 +63,7 @@ BIN = Path(sys.executable).parent
 OWNER_MARK = "wharf.network"
 RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
-TIMER_CALLBACK = '''
+TIMER_CALLBACK = """
 import json, os, time
 from ansible.plugins.callback import CallbackBase
 
@@ -84,7 +84,7 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_stats(self, stats):
         with open(os.environ["WBTOPO_PROFILE"], "w") as handle:
             json.dump({"init": self.init, "tasks": self.tasks, "stats": time.time()}, handle)
-'''
+"""
 
 
 def generate(n: int, networks: int, prefixlen: int, extra: int = 0) -> dict:
@@ -214,7 +214,10 @@ def baseline_scripts(items: dict) -> tuple[list[str], str, list[str]]:
     """(root-namespace ip -batch lines, per-namespace shell script, teardown ip -batch lines) for the items."""
     host = [f"netns add {ns['name']}" for ns in items["namespaces"]]
     for br in items["bridges"]:
-        host += [f"link add {br['name']} mtu {br['mtu']} type bridge", f"link set dev {br['name']} alias {OWNER_MARK} up"]
+        host += [
+            f"link add {br['name']} mtu {br['mtu']} type bridge",
+            f"link set dev {br['name']} alias {OWNER_MARK} up",
+        ]
     per_ns: dict[str, list[str]] = {ns["name"]: ["link set lo up"] for ns in items["namespaces"]}
     for iface in items["interfaces"]:
         if iface.get("namespace") is None:
@@ -230,15 +233,17 @@ def baseline_scripts(items: dict) -> tuple[list[str], str, list[str]]:
         ns = iface.get("namespace")
         if ns is not None:
             per_ns[ns] += [f"addr add {a} dev {iface['name']}" for a in iface["addresses"]]
-            per_ns[ns] += [f"route add {r['dest']} via {r['gateway']} dev {iface['name']}" for r in iface.get("routes", [])]
+            per_ns[ns] += [
+                f"route add {r['dest']} via {r['gateway']} dev {iface['name']}" for r in iface.get("routes", [])
+            ]
     script = "".join(f"ip -n {ns} -batch - <<'EOF'\n" + "\n".join(lines) + "\nEOF\n" for ns, lines in per_ns.items())
     teardown = [f"netns del {ns['name']}" for ns in items["namespaces"]]
     teardown += [f"link del {br['name']}" for br in items["bridges"]]
     return host, script, teardown
 
 
-def measure(tmp: Path, n: int, opts: argparse.Namespace) -> tuple[dict[str, float], list[str]]:
-    bench = Bench(tmp, opts.profile)
+def measure(tmp: Path, n: int, opts: argparse.Namespace, profile: bool) -> tuple[dict[str, float], list[str]]:
+    bench = Bench(tmp, profile)
     notes: list[str] = []
     try:
         topo = generate(n, opts.networks, opts.prefixlen)
@@ -283,7 +288,7 @@ def measure(tmp: Path, n: int, opts: argparse.Namespace) -> tuple[dict[str, floa
         out["floor"], _, _ = bench.playbook(noop_play)
         out["floor_ping"], _, _ = bench.playbook(ping_play)
 
-        if opts.profile:
+        if profile:
             notes += profile_report(bench, n, topo, items, profile)
         return out, notes
     finally:
@@ -317,7 +322,7 @@ def profile_report(bench: Bench, n: int, topo: dict, items: dict, profile: dict 
     ]
     timings = []
     for name, args in calls:
-        elapsed, result = bench.module(name, args)
+        elapsed, _ = bench.module(name, args)
         timings.append(f"{name} {elapsed:.3f}")
     lines.append("modules run directly, cold: " + ", ".join(timings))
     timings = [f"{name} {bench.module(name, args)[0]:.3f}" for name, args in calls]
@@ -340,30 +345,35 @@ def main() -> None:
     # SIGTERM/SIGHUP unwind like Ctrl-C, so the finally blocks destroy the sandbox
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
-    print(f"M={opts.networks} networks (/{opts.prefixlen}); median of {opts.repeat} run(s), each in a fresh sandbox; seconds")
+    print(f"M={opts.networks} networks (/{opts.prefixlen}), median of {opts.repeat} run(s) in fresh sandboxes, seconds")
     print("ratio = time / ip total (ip -batch in the root namespace + one `ip -n NS -batch` per container)")
-    header = (
-        f"{'N':>4} | {'ip host':>7} {'+per-ns':>7} {'ip total':>8} | {'cold':>6} {'ratio':>5} | {'no-op':>6} {'ratio':>5}"
-        f" | {'add-one':>7} {'ratio':>5} | {'teardown':>8} {'ip del':>6} | {'floor play':>10} {'+1 module':>9}"
-    )
+    groups = [["N"], ["ip host", "+per-ns", "ip total"], ["cold", "ratio"], ["no-op", "ratio"], ["add-one", "ratio"]]
+    groups += [["teardown", "ip del"], ["floor play", "+1 module"]]
+    widths = [[max(len(title), 6) for title in group] for group in groups]
+
+    def row(cells: list[list[str]]) -> str:
+        return " | ".join(
+            " ".join(cell.rjust(w) for cell, w in zip(group, ws, strict=True))
+            for group, ws in zip(cells, widths, strict=True)
+        )
+
+    header = row(groups)
     print(header)
     print("-" * len(header), flush=True)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="wbtopo-") as tmp:
         for n in (int(s) for s in opts.sizes.split(",")):
             runs = []
-            for _ in range(opts.repeat):
-                out, run_notes = measure(Path(tmp), n, opts)
+            for repeat in range(opts.repeat):
+                out, run_notes = measure(Path(tmp), n, opts, opts.profile and repeat == 0)
                 runs.append(out)
-            notes += run_notes  # notes of the last repeat only would hide a flaky leftover
+                notes += run_notes
             m = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             base = m["ip_total"]
-            print(
-                f"{n:>4} | {m['ip_host']:>7.3f} {m['ip_ns']:>7.3f} {base:>8.3f} | {m['cold']:>6.2f} {m['cold'] / base:>5.2f}"
-                f" | {m['noop']:>6.2f} {m['noop'] / base:>5.2f} | {m['add']:>7.2f} {m['add'] / base:>5.2f}"
-                f" | {m['teardown']:>8.2f} {m['ip_del']:>6.3f} | {m['floor']:>10.2f} {m['floor_ping']:>9.2f}",
-                flush=True,
-            )
+            cells = [[str(n)], [f"{m['ip_host']:.3f}", f"{m['ip_ns']:.3f}", f"{base:.3f}"]]
+            cells += [[f"{m[k]:.2f}", f"{m[k] / base:.2f}"] for k in ("cold", "noop", "add")]
+            cells += [[f"{m['teardown']:.2f}", f"{m['ip_del']:.3f}"], [f"{m['floor']:.2f}", f"{m['floor_ping']:.2f}"]]
+            print(row(cells), flush=True)
     for line in notes:
         print(line)
 

@@ -1,0 +1,2 @@
+def test_forced_failure(host):
+    assert host.check_output("hostname") == "not-this"
