@@ -1,2 +1,0 @@
-def test_forced_failure(host):
-    assert host.check_output("hostname") == "not-this"
