@@ -13,6 +13,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := iproute2 nftables iputils-ping util-linux procps netcat-openbsd rsync git
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# molecule and testinfra call ansible-playbook, ansible-config… by name: the venv comes first
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup debian venv collection demo demo-down test lint sanity unit integration molecule compat bench clean-sandboxes
 

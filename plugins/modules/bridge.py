@@ -47,6 +47,13 @@ options:
         description: Administrative state.
         type: bool
         default: true
+      forwarding:
+        description:
+          - IPv4 forwarding of packets entering through this bridge (C(net.ipv4.conf.NAME.forwarding) in its
+            namespace). V(false) keeps the containers behind it from being routed anywhere by the host, whatever
+            the host's global C(net.ipv4.ip_forward); the topology role sets it so networks stay isolated.
+          - Omitted, it is not managed. Writing the global C(net.ipv4.ip_forward) resets it; the next run repairs it.
+        type: bool
 author:
   - wharf.network contributors
 """
@@ -111,6 +118,7 @@ def main() -> None:
                     "stp": {"type": "bool"},
                     "vlan_filtering": {"type": "bool"},
                     "up": {"type": "bool", "default": True},
+                    "forwarding": {"type": "bool"},
                 },
             },
             **COMMON_ARGUMENT_SPEC,

@@ -91,3 +91,41 @@ def test_bridge_kernel_refusal_is_named(sandbox):
         return
     assert result.result["msg"].startswith("bridge '(host)/br-vf': create failed")
     assert "Traceback" not in result.output
+
+
+def test_bridge_forwarding_isolates_what_is_behind_it(sandbox):
+    sandbox.sh("sysctl -qw net.ipv4.ip_forward=1")
+    sandbox.module("netns", {"namespaces": [{"name": "a"}, {"name": "b"}]})
+    bridges = [{"name": "br-a", "forwarding": False}, {"name": "br-b", "forwarding": False}]
+    made = sandbox.module("bridge", {"bridges": bridges})
+    assert not made.failed, made.output
+    sandbox.module(
+        "veth",
+        {"veths": [
+            {"name": "ve-a", "peer": "eth0", "peer_namespace": "a", "master": "br-a"},
+            {"name": "ve-b", "peer": "eth0", "peer_namespace": "b", "master": "br-b"},
+        ]},
+    )  # fmt: skip
+    sandbox.module(
+        "ip_addr",
+        {"interfaces": [
+            {"name": "br-a", "addresses": ["192.0.2.1/25"]},
+            {"name": "br-b", "addresses": ["192.0.2.129/25"]},
+            {"name": "eth0", "namespace": "a", "addresses": ["192.0.2.10/25"], "routes": [{"gateway": "192.0.2.1"}]},
+            {"name": "eth0", "namespace": "b", "addresses": ["192.0.2.130/25"], "routes": [{"gateway": "192.0.2.129"}]},
+        ]},
+    )  # fmt: skip
+    assert sandbox.sh("cat /proc/sys/net/ipv4/conf/br-a/forwarding").stdout.strip() == "0"
+    assert sandbox.sh("ip netns exec a ping -c1 -W1 192.0.2.130", check=False).returncode != 0
+    # flipping the host's global switch resets per-interface values: the next run sees and repairs it
+    sandbox.sh("sysctl -qw net.ipv4.ip_forward=0 && sysctl -qw net.ipv4.ip_forward=1")
+    drift = sandbox.module("bridge", {"bridges": bridges}, check=True)
+    assert drift.result["changes"] == [
+        "update bridge '(host)/br-a': forwarding True -> False",
+        "update bridge '(host)/br-b': forwarding True -> False",
+    ]
+    assert sandbox.module("bridge", {"bridges": bridges}).changed
+    assert sandbox.sh("ip netns exec a ping -c1 -W1 192.0.2.130", check=False).returncode != 0
+    # and turned on, the host routes between them: the switch really is what isolates
+    sandbox.module("bridge", {"bridges": [{**b, "forwarding": True} for b in bridges]})
+    assert sandbox.sh("ip netns exec a ping -c1 -W2 192.0.2.130", check=False).returncode == 0

@@ -100,10 +100,10 @@ def test_bridges_declared_everywhere_default_only_where_used():
     node1 = items_for(FLEET, "node1")
     node2 = items_for(FLEET, "node2")
     assert node1["bridges"] == [
-        {"name": "br-back", "mtu": 1500},
-        {"name": "wharf0", "mtu": 1500},  # solo uses the default network on node1
-        {"name": "br-front", "mtu": 1500},
-        {"name": "br-over", "mtu": 1400},
+        {"name": "br-back", "mtu": 1500, "forwarding": False},
+        {"name": "wharf0", "mtu": 1500, "forwarding": False},  # solo uses the default network on node1
+        {"name": "br-front", "mtu": 1500, "forwarding": False},
+        {"name": "br-over", "mtu": 1400, "forwarding": False},
     ]
     assert [b["name"] for b in node2["bridges"]] == ["br-back", "br-front", "br-over"]
     assert node1["absent_bridges"] == node2["absent_bridges"] == []
@@ -250,8 +250,8 @@ def test_absent_network():
         "containers": {"c": {"networks": ["new"]}},
     }
     items = items_for(topology, "any")
-    assert items["absent_bridges"] == [{"name": "br-old", "mtu": 1500}]
-    assert items["bridges"] == [{"name": "br-new", "mtu": 1500}]
+    assert items["absent_bridges"] == [{"name": "br-old", "mtu": 1500, "forwarding": False}]
+    assert items["bridges"] == [{"name": "br-new", "mtu": 1500, "forwarding": False}]
     assert {"name": "br-old", "addresses": ["10.1.0.1/24"]} not in items["interfaces"]
 
 
@@ -269,7 +269,7 @@ def test_whole_topology_absent():
 
 def test_default_network_torn_down_only_where_it_was_used():
     topology = {"state": "absent", "containers": {"a": {"host": "n1"}, "b": {"host": "n2", "network_mode": "none"}}}
-    assert items_for(topology, "n1")["absent_bridges"] == [{"name": "wharf0", "mtu": 1500}]
+    assert items_for(topology, "n1")["absent_bridges"] == [{"name": "wharf0", "mtu": 1500, "forwarding": False}]
     assert items_for(topology, "n2")["absent_bridges"] == []
     assert items_for(topology, "n2")["absent_namespaces"] == [{"name": "b", "hostname": "b"}]
 

@@ -215,7 +215,7 @@ def test_reachability_with_real_packets(host: testinfra.host.Host, containers) -
         'probe() { if ip netns exec "$1" ping -n -q -c 1 -w 2 "$2" >/dev/null 2>&1;'
         ' then echo "$1 $2 yes"; else echo "$1 $2 no"; fi; }'
     ]
-    script += [f"probe {shlex.quote(source)} {address} &" for source, address, _, _ in probes]
+    script += [f"probe {shlex.quote(probe[0])} {probe[1]} &" for probe in probes]
     script.append("wait")
     output = host.check_output("\n".join(script))
     measured = {(line.split()[0], line.split()[1]): line.split()[2] == "yes" for line in output.splitlines()}

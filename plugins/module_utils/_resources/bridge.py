@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from ansible_collections.wharf.network.plugins.module_utils._rtnl import (
 )
 
 KIND = "bridge"
-MANAGED_FIELDS = ("mtu", "mac", "stp", "vlan_filtering", "up")
+MANAGED_FIELDS = ("mtu", "mac", "stp", "vlan_filtering", "up", "forwarding")
 
 
 @dataclass
@@ -38,6 +39,7 @@ class BridgeSpec:
     stp: bool | None = None
     vlan_filtering: bool | None = None
     up: bool = True
+    forwarding: bool | None = None
 
     @property
     def label(self) -> str:
@@ -57,6 +59,7 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
             stp=item.get("stp"),
             vlan_filtering=item.get("vlan_filtering"),
             up=item.get("up", True) if item.get("up") is not None else True,
+            forwarding=item.get("forwarding"),
         )
         problems = [
             check.interface_name(f"{path}.name", spec.name),
@@ -72,18 +75,49 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
     return specs
 
 
-def _observed_fields(link: Link) -> dict[str, Any]:
+def forwarding_path(name: str) -> str:
+    """IPv4 forwarding of packets that enter through this interface (checked per ingress device)."""
+    return f"/proc/sys/net/ipv4/conf/{name}/forwarding"
+
+
+def _in_namespace(namespace: str | None):
+    return nl.entered(nl.netns_path(namespace)) if namespace else contextlib.nullcontext()
+
+
+def read_forwarding(namespace: str | None, name: str) -> bool | None:
+    with _in_namespace(namespace):
+        try:
+            with open(forwarding_path(name)) as handle:
+                return handle.read().strip() == "1"
+        except OSError:
+            return None
+
+
+def write_forwarding(namespace: str | None, name: str, on: bool) -> None:
+    with _in_namespace(namespace), open(forwarding_path(name), "w") as handle:
+        handle.write("1" if on else "0")
+
+
+def _observed_fields(link: Link, forwarding: bool | None = None) -> dict[str, Any]:
     return {
         "mtu": link.mtu,
         "mac": link.mac,
         "stp": link.info.get("stp"),
         "vlan_filtering": link.info.get("vlan_filtering"),
         "up": link.up,
+        "forwarding": forwarding,
     }
 
 
 def _wanted_fields(spec: BridgeSpec) -> dict[str, Any]:
-    wanted = {"mtu": spec.mtu, "mac": spec.mac, "stp": spec.stp, "vlan_filtering": spec.vlan_filtering, "up": spec.up}
+    wanted = {
+        "mtu": spec.mtu,
+        "mac": spec.mac,
+        "stp": spec.stp,
+        "vlan_filtering": spec.vlan_filtering,
+        "up": spec.up,
+        "forwarding": spec.forwarding,
+    }
     return {k: (v.lower() if k == "mac" and v else v) for k, v in wanted.items() if v is not None}
 
 
@@ -148,7 +182,8 @@ class BridgeResource:
         if link is None:
             plan.add(KIND, spec.label, "create", None, wanted, lambda: self._create(spec))
             return
-        have = _observed_fields(link)
+        forwarding = read_forwarding(spec.namespace, spec.name) if spec.forwarding is not None else None
+        have = _observed_fields(link, forwarding)
         differs = {k: v for k, v in wanted.items() if have.get(k) != v}
         if differs:
             before = {k: have.get(k) for k in differs}
@@ -164,6 +199,8 @@ class BridgeResource:
         rtnl.new_link("bridge", spec.up, Rtnl.link_attrs(name=spec.name, mtu=spec.mtu, mac=spec.mac), data)
         # the kernel ignores an alias in a create request: mark it right after, by name
         rtnl.set_link(0, attrs=Rtnl.link_attrs(name=spec.name, alias=OWNER_MARK))
+        if spec.forwarding is not None:
+            write_forwarding(spec.namespace, spec.name, spec.forwarding)
 
     def _update(self, namespace: str | None, link: Link, differs: dict[str, Any]) -> None:
         rtnl = self.sockets.get(namespace)
@@ -178,6 +215,8 @@ class BridgeResource:
             rtnl.set_link(link.index, info=("bridge", data))
         if "up" in differs:
             rtnl.set_link(link.index, up=bool(differs["up"]))
+        if "forwarding" in differs:
+            write_forwarding(namespace, link.name, bool(differs["forwarding"]))
 
     def _deleter(self, namespace: str | None, link: Link):
         def delete() -> None:
