@@ -35,13 +35,13 @@ MODULES = REPO / "plugins" / "modules"
 class Bench:
     def __init__(self) -> None:
         self.name = f"wb{os.getpid():x}-{uuid.uuid4().hex[:4]}"
-        self.host, _ = _sandbox.create(self.name)
+        self.host, _created = _sandbox.create(self.name)
         self.env = dict(os.environ, PYTHONPATH=str(REPO / ".collections"))
 
     def inside(self, argv: list[str], stdin: str | None = None) -> float:
         start = time.perf_counter()
         proc = subprocess.run(
-            [*self.host.nsenter_argv(), *argv], input=stdin, capture_output=True, text=True, env=self.env
+            [*self.host.nsenter_argv(), *argv], input=stdin, capture_output=True, text=True, env=self.env, check=False
         )
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
@@ -61,6 +61,7 @@ class Bench:
                 capture_output=True,
                 text=True,
                 env=self.env,
+                check=False,
             )
             elapsed = time.perf_counter() - start
         finally:
@@ -77,7 +78,7 @@ class Bench:
             "-e", f"ansible_python_interpreter={sys.executable}", "-m", f"wharf.network.{name}", "-a", json.dumps(args),
         ]  # fmt: skip
         start = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(proc.stdout[-2000:])
@@ -136,7 +137,7 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         for n in (int(s) for s in opts.sizes.split(",")):
-            runs = [measure(bench, n, opts.ansible) for _ in range(opts.repeat)]
+            runs = [measure(bench, n, opts.ansible) for _attempt in range(opts.repeat)]
             m = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             line = (
                 f"{n:>4} | {m['batch_netns']:>14.3f} {m['netns_create']:>12.3f} "

@@ -5,7 +5,8 @@ DOCUMENTATION = r"""
 name: sandbox
 short_description: Run tasks inside a wharf sandbox host on the controller
 version_added: 0.1.0
-author: wharf.network developers
+author:
+  - wharf.network contributors (!UNKNOWN)
 description:
   - Runs commands, modules and file transfers inside a sandbox host, a process on the controller with
     its own network, UTS and mount namespaces that stands in for a machine. Create one with the

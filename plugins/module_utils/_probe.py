@@ -88,9 +88,12 @@ def run_probes(probes: list[Probe], timeout: float = 1.0, attempts: int = 2) -> 
                     break
                 ready, _, _ = select.select(list(by_socket), [], [], left)
                 for sock in ready:
-                    packet, (sender, _port) = sock.recvfrom(2048)
+                    packet, address = sock.recvfrom(2048)
+                    sender = address[0]
                     header_length = (packet[0] & 0x0F) * 4
-                    kind, _code, _sum, got_ident, got_seq = struct.unpack_from("!BBHHH", packet, header_length)
+                    kind, _icmp_code, _icmp_sum, got_ident, got_seq = struct.unpack_from(
+                        "!BBHHH", packet, header_length
+                    )
                     if kind != ICMP_ECHO_REPLY or got_ident != ident:
                         continue
                     key = (by_socket[sock], sender, got_seq % 0x4000)

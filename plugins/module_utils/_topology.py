@@ -707,7 +707,8 @@ class _Parser:
 
         if len(self.errors) > before:
             return None
-        assert subnet is not None and gateway is not None and ip_range is not None and driver and state
+        if subnet is None or gateway is None or ip_range is None or not driver or not state:
+            raise AssertionError(f"{path}: incomplete network passed validation")
         return Network(
             name=name,
             driver=driver,
@@ -1239,7 +1240,8 @@ def _ports_clash(a: PortMapping, b: PortMapping) -> bool:
 
 
 def _describe(mapping: PortMapping) -> str:
-    assert mapping.published is not None
+    if mapping.published is None:
+        raise AssertionError("an ephemeral port has no published range to describe")
     first, last = mapping.published
     ports = str(first) if first == last else f"{first}-{last}"
     return f"{mapping.host_ip or '0.0.0.0'}:{ports}/{mapping.protocol}"

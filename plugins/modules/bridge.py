@@ -55,7 +55,7 @@ options:
           - Omitted, it is not managed. Writing the global C(net.ipv4.ip_forward) resets it; the next run repairs it.
         type: bool
 author:
-  - wharf.network contributors
+  - wharf.network contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

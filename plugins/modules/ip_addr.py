@@ -56,7 +56,7 @@ options:
             description: Route metric (priority). Omitted means the kernel's default.
             type: int
 author:
-  - wharf.network contributors
+  - wharf.network contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -47,7 +47,7 @@ options:
         type: dict
         default: {}
 author:
-  - wharf.network contributors
+  - wharf.network contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

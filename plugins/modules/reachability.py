@@ -54,14 +54,16 @@ attributes:
     description: Probing changes nothing, so it runs in check mode too.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
   idempotent:
     support: full
     description: Never changes anything.
   platform:
     support: full
     platforms: posix
+    description: Linux only (network namespaces, raw ICMP sockets).
 author:
-  - wharf.network contributors
+  - wharf.network contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

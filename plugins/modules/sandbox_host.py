@@ -6,7 +6,8 @@ DOCUMENTATION = r"""
 module: sandbox_host
 short_description: Create or remove a sandbox host on the controller
 version_added: 0.1.0
-author: wharf.network developers
+author:
+  - wharf.network contributors (!UNKNOWN)
 description:
   - A sandbox host is a long-lived process with its own network, UTS and mount namespaces that stands
     in for a machine, so demos, tests and labs never touch the controller's own network.
@@ -51,9 +52,9 @@ notes:
 seealso:
   - plugin: wharf.network.sandbox
     plugin_type: connection
-  - plugin: wharf.network.sandbox
-    plugin_type: role
-    description: Creates or removes the sandbox of every inventory host of a play.
+  - name: The wharf.network.sandbox role
+    description: Creates or removes the sandbox of every inventory host of a play (roles/sandbox in the collection).
+    link: https://docs.ansible.com/ansible/latest/collections_guide/collections_using_playbooks.html
 """
 
 EXAMPLES = r"""
@@ -125,7 +126,7 @@ def main() -> None:
         changed = before != after
         if changed and not module.check_mode:
             if present:
-                host, _ = create(name, hostname)
+                host, _created = create(name, hostname)
             else:
                 destroy(name)
     except (ValueError, SandboxError) as exc:

@@ -68,7 +68,7 @@ options:
         type: bool
         default: true
 author:
-  - wharf.network contributors
+  - wharf.network contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

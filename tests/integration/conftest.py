@@ -72,11 +72,11 @@ class Sandbox:
 
     def __init__(self, name: str):
         self.name = name
-        self.host, _ = _sandbox.create(name)
+        self.host, _created = _sandbox.create(name)
 
     def sh(self, command: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         argv = [*self.host.nsenter_argv(), "/bin/sh", "-c", command]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"`{command}` failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
         return proc
@@ -121,7 +121,7 @@ class Sandbox:
             if diff:
                 # callbacks drop the diff from results below verbosity 3
                 argv.extend(["--diff", "-vvv"])
-            proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
+            proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout, check=False)
             result_file = Path(tree) / self.name
             result = json.loads(result_file.read_text()) if result_file.exists() else {}
         return ModuleResult(proc.returncode, result, proc.stdout + proc.stderr)

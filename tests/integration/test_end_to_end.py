@@ -36,7 +36,7 @@ def test_two_containers_on_a_bridge_talk(sandbox):
 
     sandbox.sh(f'ip netns exec web2 {sys.executable} -c "{LISTENER}" >/dev/null 2>&1 &')
     reply = ""
-    for _ in range(50):
+    for _attempt in range(50):
         proc = sandbox.sh(f'ip netns exec web1 {sys.executable} -c "{CLIENT.format(ip="192.0.2.11")}"', check=False)
         if proc.returncode == 0:
             reply = proc.stdout.strip()

@@ -135,8 +135,8 @@ def test_create_gives_a_fresh_machine_and_is_idempotent(new_name: Callable[[], s
 
 
 def test_container_namespaces_stay_inside_and_die_with_the_sandbox(new_name: Callable[[], str]) -> None:
-    sandbox, _ = _sandbox.create(new_name())
-    witness, _ = _sandbox.create(new_name())
+    sandbox, _created = _sandbox.create(new_name())
+    witness, _created = _sandbox.create(new_name())
     # A container c1 inside the sandbox, with a process in it started the way people do (ip netns exec,
     # which gives it a mount namespace of its own), a daemon that left the process tree, and a veth
     # whose other end sits in the witness sandbox: it vanishes only when the kernel frees c1.
@@ -174,20 +174,20 @@ def test_container_namespaces_stay_inside_and_die_with_the_sandbox(new_name: Cal
 
 
 def test_two_sandboxes_see_nothing_of_each_other(new_name: Callable[[], str]) -> None:
-    one, _ = _sandbox.create(new_name())
-    two, _ = _sandbox.create(new_name())
+    one, _created = _sandbox.create(new_name())
+    two, _created = _sandbox.create(new_name())
     inside(one, "ip netns add c1 && ip link add wtsbd0 type bridge && mkdir /etc/netns/c1 && echo one > /run/wharf/x")
     assert inside(two, "ip netns list") == ""
     assert "wtsbd0" not in inside(two, "ip -br link")
     assert inside(two, "ls -A /etc/netns /run/wharf").split() == ["/etc/netns:", "/run/wharf:"]
     assert inside(two, "hostname").strip() == two.name
     assert not os.path.exists("/etc/netns/c1") and not os.path.exists("/run/wharf/x")
-    assert "wtsbd0" not in subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    assert "wtsbd0" not in subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=False).stdout
 
 
 def test_crashed_sandbox_is_recreated(new_name: Callable[[], str]) -> None:
     name = new_name()
-    first, _ = _sandbox.create(name)
+    first, _created = _sandbox.create(name)
     os.kill(first.pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while first.is_alive():
@@ -199,7 +199,7 @@ def test_crashed_sandbox_is_recreated(new_name: Callable[[], str]) -> None:
 
 
 def test_destroy_prefix_removes_only_matching_sandboxes(new_name: Callable[[], str]) -> None:
-    kept, _ = _sandbox.create(new_name())
+    kept, _created = _sandbox.create(new_name())
     doomed = [_sandbox.create(f"{PREFIX}.doomed{n}")[0] for n in range(2)]
     assert _sandbox.destroy_prefix(f"{PREFIX}.doomed") == [host.name for host in doomed]
     assert not any(host.is_alive() for host in doomed)
@@ -207,7 +207,7 @@ def test_destroy_prefix_removes_only_matching_sandboxes(new_name: Callable[[], s
 
 
 def test_connection_plugin_runs_commands_and_moves_files_inside(new_name: Callable[[], str], tmp_path: Path) -> None:
-    host, _ = _sandbox.create(new_name())
+    host, _created = _sandbox.create(new_name())
     result = adhoc(host.name, "command", "hostname")
     assert result["stdout"] == host.name
     assert adhoc(host.name, "command", "ip -br link")["stdout"].split()[0] == "lo"

@@ -81,7 +81,9 @@ class Playbook:
             *extra,
             *(["-v"] if os.environ.get("WHARF_TEST_VERBOSE") else []),
         ]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(), cwd=REPO, timeout=300)
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env=ansible_env(), cwd=REPO, timeout=300, check=False
+        )
         output = proc.stdout + proc.stderr
         if os.environ.get("WHARF_TEST_VERBOSE"):
             with open("/tmp/wharf-test-playbooks.log", "a") as log:

@@ -774,7 +774,7 @@ def shuffled(doc: dict, rng: random.Random) -> dict:
 def test_allocation_ignores_mapping_order():
     rng = random.Random(7)
     reference = parse_topology(GOLDEN)
-    for _ in range(10):
+    for _attempt in range(10):
         assert parse_topology(shuffled(GOLDEN, rng)) == reference
 
 
@@ -866,7 +866,7 @@ def test_additions_rarely_move_anything_in_a_roomy_pool():
     pool = ipaddress.IPv4Network("172.31.0.0/16")
     reserved = {pool.network_address, pool.broadcast_address, pool.network_address + 1}
     disturbed = 0
-    for _ in range(200):
+    for _attempt in range(200):
         names = random_names(rng, 101)
         newcomer = names.pop(rng.randrange(len(names)))
         before = allocate_addresses("bridge", pool, reserved, names)
