@@ -11,7 +11,9 @@ vars file, and timed:
               enslaved, aliased and up
   ip per-ns   what `ip -batch` cannot do from the root namespace (a batch line cannot name another namespace):
               one `ip -n NS -batch -` per container, from one shell script: lo up, peer aliased and up, its
-              addresses, its default route. `ip total` = host + per-ns is the baseline the ratios use.
+              addresses, its default route; the same script first writes net.ipv4.conf.BRIDGE.forwarding=0 for
+              each bridge (a shell builtin, no process), as the role asks the bridge module to.
+              `ip total` = host + per-ns is the baseline the ratios use.
               Not done by the baseline: the containers' hostnames (the netns module pins a UTS namespace per
               container under /run/wharf/uts), the owner-mark files, and any reading of existing state.
   ip del      one `ip -batch`: netns del for every container, link del for every bridge
@@ -108,7 +110,7 @@ class Bench:
     def __init__(self, tmp: Path, profile: bool) -> None:
         self.name = f"wbtopo-{os.getpid():x}-{uuid.uuid4().hex[:4]}"
         self.tmp = tmp
-        self.host, _ = _sandbox.create(self.name)
+        self.host, _created = _sandbox.create(self.name)
         self.env = dict(os.environ, PYTHONPATH=str(REPO / ".collections"))
         self.inventory = tmp / "inventory.yml"
         self.inventory.write_text(
@@ -130,7 +132,7 @@ class Bench:
     def inside(self, argv: list[str], stdin: str | None = None) -> tuple[float, str]:
         start = time.perf_counter()
         proc = subprocess.run(
-            [*self.host.nsenter_argv(), *argv], input=stdin, capture_output=True, text=True, env=self.env
+            [*self.host.nsenter_argv(), *argv], input=stdin, capture_output=True, text=True, env=self.env, check=False
         )
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
@@ -158,12 +160,15 @@ class Bench:
         script = (
             'for ns in "" $(ls /run/netns); do n=${ns:+-n $ns}; echo "@$ns"; '
             "ip -j $n link; ip -j $n addr; ip -j $n route; done\n"
+            'for f in /proc/sys/net/ipv4/conf/*/forwarding; do read v < "$f"; echo "%$f $v"; done\n'
         )
-        _, out = self.inside(["/bin/sh", "-c", script])
-        result: dict = {}
+        _elapsed, out = self.inside(["/bin/sh", "-c", script])
+        lines = out.splitlines()
+        result: dict = {"(root) forwarding": sorted(line[1:] for line in lines if line.startswith("%"))}
+        out = "\n".join(line for line in lines if not line.startswith("%"))
         chunks = out.split("@")[1:]
         for chunk in chunks:
-            ns, _, rest = chunk.partition("\n")
+            ns, _newline, rest = chunk.partition("\n")
             links_json, addrs_json, routes_json = rest.strip().split("\n")
             links = {}
             for link in json.loads(links_json):
@@ -184,7 +189,7 @@ class Bench:
 
     def is_empty(self) -> bool:
         state = self.state()
-        return list(state) == ["(root)"] and list(state["(root)"]["links"]) == ["lo"]
+        return sorted(state) == ["(root)", "(root) forwarding"] and list(state["(root)"]["links"]) == ["lo"]
 
     # -- ansible ------------------------------------------------------------------------------------------------
     def playbook(self, playbook: Path, varsfile: Path | None = None) -> tuple[float, dict, dict | None]:
@@ -194,7 +199,7 @@ class Bench:
         self.profile_file.unlink(missing_ok=True)
         wall0 = time.time()
         start = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, text=True, env=self.ansible_env, cwd=REPO)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=self.ansible_env, cwd=REPO, check=False)
         elapsed = time.perf_counter() - start
         wall1 = time.time()
         if proc.returncode != 0:
@@ -218,6 +223,12 @@ def baseline_scripts(items: dict) -> tuple[list[str], str, list[str]]:
             f"link add {br['name']} mtu {br['mtu']} type bridge",
             f"link set dev {br['name']} alias {OWNER_MARK} up",
         ]
+    # a sysctl is no ip object: written by the shell script below with a builtin (no process), as the module does
+    sysctls = "".join(
+        f"echo {int(br['forwarding'])} > /proc/sys/net/ipv4/conf/{br['name']}/forwarding\n"
+        for br in items["bridges"]
+        if br.get("forwarding") is not None
+    )
     per_ns: dict[str, list[str]] = {ns["name"]: ["link set lo up"] for ns in items["namespaces"]}
     for iface in items["interfaces"]:
         if iface.get("namespace") is None:
@@ -236,7 +247,9 @@ def baseline_scripts(items: dict) -> tuple[list[str], str, list[str]]:
             per_ns[ns] += [
                 f"route add {r['dest']} via {r['gateway']} dev {iface['name']}" for r in iface.get("routes", [])
             ]
-    script = "".join(f"ip -n {ns} -batch - <<'EOF'\n" + "\n".join(lines) + "\nEOF\n" for ns, lines in per_ns.items())
+    script = sysctls + "".join(
+        f"ip -n {ns} -batch - <<'EOF'\n" + "\n".join(lines) + "\nEOF\n" for ns, lines in per_ns.items()
+    )
     teardown = [f"netns del {ns['name']}" for ns in items["namespaces"]]
     teardown += [f"link del {br['name']}" for br in items["bridges"]]
     return host, script, teardown
@@ -273,11 +286,11 @@ def measure(tmp: Path, n: int, opts: argparse.Namespace, profile: bool) -> tuple
                 f"cold converge and ip -batch built different objects in {len(diff)} namespaces, e.g. {first}:\n"
                 f"  ip -batch: {built.get(first)}\n  ansible:  {ours.get(first)}"
             )
-        out["noop"], recap, _ = bench.playbook(REPO / "site.yml", files["cold"])
+        out["noop"], recap, _output = bench.playbook(REPO / "site.yml", files["cold"])
         assert recap.get("changed") == 0, f"no-op converge changed something: {recap}"
-        out["add"], recap, _ = bench.playbook(REPO / "site.yml", files["add"])
+        out["add"], recap, _output = bench.playbook(REPO / "site.yml", files["add"])
         assert recap.get("changed", 0) > 0, f"adding a container changed nothing: {recap}"
-        out["teardown"], recap, _ = bench.playbook(REPO / "site.yml", files["absent"])
+        out["teardown"], recap, _output = bench.playbook(REPO / "site.yml", files["absent"])
         if not bench.is_empty():
             notes.append(f"N={n}: teardown left objects behind: {bench.state()}")
 
@@ -285,8 +298,8 @@ def measure(tmp: Path, n: int, opts: argparse.Namespace, profile: bool) -> tuple
         noop_play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.meta: noop\n")
         ping_play = tmp / "floor-ping.yml"
         ping_play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
-        out["floor"], _, _ = bench.playbook(noop_play)
-        out["floor_ping"], _, _ = bench.playbook(ping_play)
+        out["floor"], _recap, _output = bench.playbook(noop_play)
+        out["floor_ping"], _recap, _output = bench.playbook(ping_play)
 
         if profile:
             notes += profile_report(bench, n, topo, items, profile)
@@ -298,7 +311,7 @@ def measure(tmp: Path, n: int, opts: argparse.Namespace, profile: bool) -> tuple
 def profile_report(bench: Bench, n: int, topo: dict, items: dict, profile: dict | None) -> list[str]:
     lines = [f"--- profile N={n} ---"]
     if profile:
-        marks = [t for _, t in profile["tasks"]] + [profile["stats"]]
+        marks = [t for _task, t in profile["tasks"]] + [profile["stats"]]
         lines.append(
             f"cold converge {profile['end'] - profile['start']:.3f} s: process start -> callbacks loaded "
             f"{profile['init'] - profile['start']:.3f}, -> first task {marks[0] - profile['init']:.3f}, "
@@ -322,7 +335,7 @@ def profile_report(bench: Bench, n: int, topo: dict, items: dict, profile: dict 
     ]
     timings = []
     for name, args in calls:
-        elapsed, _ = bench.module(name, args)
+        elapsed, _created = bench.module(name, args)
         timings.append(f"{name} {elapsed:.3f}")
     lines.append("modules run directly, cold: " + ", ".join(timings))
     timings = [f"{name} {bench.module(name, args)[0]:.3f}" for name, args in calls]
