@@ -12,128 +12,14 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.wharf.network.plugins.module_utils._host_items import ITEM_LISTS, host_items
 from ansible_collections.wharf.network.plugins.module_utils._topology import (
-    Container,
-    Network,
-    Topology,
     TopologyError,
     parse_topology,
     topology_errors,
 )
 
-ITEM_LISTS = (
-    "namespaces",
-    "bridges",
-    "veths",
-    "interfaces",
-    "sub_interfaces",
-    "containers",
-    "absent_namespaces",
-    "absent_bridges",
-    "absent_veths",
-)
-
-
-def host_items(topology: Topology, inventory_hostname: str) -> dict[str, Any]:
-    """The item lists for one inventory host, every list sorted so the same topology gives the same output.
-
-    Containers whose ``host`` is another inventory host are left out; a container without ``host`` is on every
-    host. Declared bridge/overlay networks are on every host; the default network only where a container uses
-    it. Things whose state is absent go to the ``absent_*`` lists, in the same shape as the present ones.
-    """
-    items: dict[str, Any] = {key: [] for key in ITEM_LISTS}
-    items["prune"] = topology.prune
-    containers = topology.containers_on(inventory_hostname)
-
-    for network in topology.networks.values():
-        if not network.bridged or not _network_on_host(network, containers):
-            continue
-        # no firewall yet (its own issue): the host routes nothing that enters from a network, so networks
-        # stay isolated from each other whatever the host's global ip_forward says
-        bridge = {"name": network.bridge_name, "mtu": network.mtu, "forwarding": False}
-        if network.state == "absent":
-            items["absent_bridges"].append(bridge)
-        else:
-            items["bridges"].append(bridge)
-            items["interfaces"].append({"name": network.bridge_name, "addresses": [network.gateway_interface]})
-
-    for container in containers:
-        present = container.state == "present"
-        if container.shares_with is not None and container.namespace is not None:
-            # container:OTHER gets its own name for OTHER's namespace, so `ip netns exec NAME` works too
-            shared = {"name": container.name, "share_with": container.namespace}
-            items["namespaces" if present else "absent_namespaces"].append(shared)
-        if container.own_namespace:
-            namespace = {"name": container.name, "hostname": container.hostname}
-            items["namespaces" if present else "absent_namespaces"].append(namespace)
-            for endpoint in container.endpoints:
-                network = topology.networks[endpoint.network]
-                interface: dict[str, Any] = {
-                    "name": endpoint.interface,
-                    "namespace": container.name,
-                    "addresses": [endpoint.address_interface],
-                }
-                if endpoint.default_route:
-                    interface["routes"] = [{"dest": "default", "gateway": str(endpoint.gateway)}]
-                if endpoint.host_interface is None:
-                    if present:
-                        items["sub_interfaces"].append(
-                            {
-                                **interface,
-                                "kind": network.driver,
-                                "parent": network.parent,
-                                "mode": network.mode,
-                                "mtu": network.mtu,
-                                "mac": endpoint.mac_address,
-                            }
-                        )
-                    continue
-                veth = {
-                    "name": endpoint.host_interface,
-                    "peer": endpoint.interface,
-                    "peer_namespace": container.name,
-                    "master": network.bridge_name,
-                    "mtu": network.mtu,
-                    "peer_mac": endpoint.mac_address,
-                }
-                items["veths" if present else "absent_veths"].append(veth)
-                if present:
-                    items["interfaces"].append(interface)
-        if present:
-            items["containers"].append(_summary(container, topology))
-    return items
-
-
-def _network_on_host(network: Network, containers: list[Container]) -> bool:
-    """Declared networks exist on every host, as in Docker; the default network only where it is used (or, on
-    teardown, was used)."""
-    if network.declared:
-        return True
-    wanted = ("present", "absent") if network.state == "absent" else ("present",)
-    return any(c.state in wanted and any(e.network == network.name for e in c.endpoints) for c in containers)
-
-
-def _summary(container: Container, topology: Topology) -> dict[str, Any]:
-    return {
-        "name": container.name,
-        "namespace": container.namespace,
-        "hostname": container.hostname,
-        "network_mode": container.network_mode,
-        "endpoints": [
-            {
-                "network": e.network,
-                "interface": e.interface,
-                "host_interface": e.host_interface,
-                "address": str(e.address),
-                "prefixlen": e.prefixlen,
-                "gateway": str(e.gateway),
-                "mac": e.mac_address,
-                "aliases": list(e.aliases),
-                "internal": topology.networks[e.network].internal,
-            }
-            for e in container.endpoints
-        ],
-    }
+__all__ = ["ITEM_LISTS", "host_items", "wharf_host_items", "wharf_topology_errors"]
 
 
 def wharf_host_items(topology: Any, inventory_hostname: str) -> dict[str, Any]:
