@@ -86,7 +86,7 @@ def run_probes(probes: list[Probe], timeout: float = 1.0, attempts: int = 2) -> 
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                ready, _, _ = select.select(list(by_socket), [], [], left)
+                ready, _writable, _failed = select.select(list(by_socket), [], [], left)
                 for sock in ready:
                     packet, address = sock.recvfrom(2048)
                     sender = address[0]
