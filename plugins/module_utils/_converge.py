@@ -11,11 +11,10 @@ people who build by hand; the role uses this.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
 from ansible_collections.wharf.network.plugins.module_utils._host_items import host_items
 from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
@@ -35,6 +34,7 @@ class ConvergeResult:
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
     containers: list[dict[str, Any]] = field(default_factory=list)
+    applied: int = 0  # changes really made so far (0 in check mode)
 
     @property
     def changed(self) -> bool:
@@ -49,7 +49,7 @@ class ConvergeResult:
             self.after.append(diff["after"])
 
 
-Step = tuple[str, Callable[[NamespaceSockets], Any]]
+Step = tuple  # (step name, a callable building the resource from the sockets)
 
 
 def host_steps(items: dict[str, Any]) -> list[Step]:
@@ -95,11 +95,29 @@ def converge(topology: Any, host: str, check_mode: bool, result: ConvergeResult 
             resource = build(sockets)
             resource.check_mode = check_mode
             try:
-                plan = resource.plan()
-                result.record(name, plan)
-                if not check_mode:
-                    plan.apply()
+                _run_step(name, resource, check_mode, result)
             finally:
                 if hasattr(resource, "close"):
                     resource.close()
     return result
+
+
+def _run_step(name: str, resource: Any, check_mode: bool, result: ConvergeResult) -> None:
+    try:
+        plan = resource.plan()
+    except ValidationError as exc:
+        if not result.applied:
+            raise
+        # a conflict only this step could see (e.g. a foreign link with a wanted name): the steps
+        # before it did change the host, and the user must be told so
+        raise WharfError(
+            f"step '{name}' refused: {'; '.join(exc.errors)} (after {result.applied} changes were applied)"
+        ) from None
+    except OSError as exc:
+        raise WharfError(f"step '{name}': reading the kernel's state failed: {exc}") from exc
+    result.record(name, plan)
+    if not check_mode:
+        try:
+            plan.apply()
+        finally:
+            result.applied += plan.applied

@@ -50,4 +50,6 @@ def run_resource(module: Any, items_key: str, build: Callable[[NamespaceSockets]
         )
     except WharfError as exc:
         module.fail_json(msg=str(exc), **result)
+    except OSError as exc:  # observing the kernel failed: still a message, not a traceback
+        module.fail_json(msg=f"{items_key}: reading the kernel's state failed: {exc}", **result)
     module.exit_json(**result)

@@ -48,6 +48,7 @@ class Plan:
     """The ordered changes of one module run."""
 
     changes: list[Change] = field(default_factory=list)
+    applied: int = 0  # how many changes `apply` carried out, also when it stopped on an error
 
     def add(
         self,
@@ -72,6 +73,7 @@ class Plan:
         for change in self.changes:
             try:
                 change.apply()
+                self.applied += 1
             except WharfError:
                 raise
             except Exception as exc:  # kernel errors come as OSError or NetlinkError

@@ -143,7 +143,8 @@ def _i32(raw: bytes | None) -> int | None:
 
 
 def _cstr(raw: bytes | None) -> str | None:
-    return raw.split(b"\0", 1)[0].decode() if raw is not None else None
+    # names and aliases are bytes to the kernel; a foreign link's alias need not be UTF-8
+    return raw.split(b"\0", 1)[0].decode(errors="replace") if raw is not None else None
 
 
 @dataclass

@@ -95,7 +95,7 @@ def main() -> None:
             msg="invalid topology, nothing was changed: " + "; ".join(exc.errors), errors=exc.errors, changed=False
         )
     except WharfError as exc:
-        module.fail_json(msg=str(exc), changed=result.changed, changes=result.changes)
+        module.fail_json(msg=str(exc), changed=result.applied > 0, changes=result.changes)
     output = {
         "changed": result.changed,
         "changes": result.changes,

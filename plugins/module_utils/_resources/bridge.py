@@ -196,9 +196,11 @@ class BridgeResource:
             data += attr_u32(IFLA_BR_STP_STATE, int(spec.stp))
         if spec.vlan_filtering:
             data += attr_u8(IFLA_BR_VLAN_FILTERING, 1)
-        rtnl.new_link("bridge", spec.up, Rtnl.link_attrs(name=spec.name, mtu=spec.mtu, mac=spec.mac), data)
-        # the kernel ignores an alias in a create request: mark it right after, by name
-        rtnl.set_link(0, attrs=Rtnl.link_attrs(name=spec.name, alias=OWNER_MARK))
+        rtnl.new_link("bridge", spec.up, Rtnl.link_attrs(name=spec.name, mac=spec.mac), data)
+        # the kernel ignores an alias in a create request: mark it right after, by name. The MTU goes in
+        # the same later request: only an MTU set on an existing bridge counts as the user's, otherwise
+        # the bridge follows its ports' MTU and drifts
+        rtnl.set_link(0, attrs=Rtnl.link_attrs(name=spec.name, alias=OWNER_MARK, mtu=spec.mtu))
         if spec.forwarding is not None:
             write_forwarding(spec.namespace, spec.name, spec.forwarding)
 

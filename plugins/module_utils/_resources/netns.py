@@ -30,6 +30,30 @@ def owner_mark_path(name: str) -> str:
     return os.path.join(STATE_DIR, "owned", "netns", name)
 
 
+def read_mark(name: str) -> tuple[int, str | None] | None:
+    """(namespace inode, shared-with name or None) recorded when the collection made `name`, or None."""
+    try:
+        with open(owner_mark_path(name)) as handle:
+            lines = handle.read().split("\n")
+        return int(lines[0]), (lines[1] or None) if len(lines) > 1 else None
+    except (OSError, ValueError):
+        return None
+
+
+def write_mark(name: str, share_with: str | None) -> None:
+    """Record that the collection made `name`: the inode says which namespace, so a namespace someone else
+    later creates under the same name is never taken for ours."""
+    path = owner_mark_path(name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(f"{_inode(nl.netns_path(name))}\n{share_with or ''}\n")
+
+
+def owns(name: str) -> bool:
+    mark = read_mark(name)
+    return mark is not None and mark[0] == _inode(nl.netns_path(name))
+
+
 def uts_path(name: str) -> str:
     return os.path.join(STATE_DIR, "uts", name)
 
@@ -52,6 +76,7 @@ class ObservedNamespace:
     hostname: str | None
     sysctls: dict[str, str | None]
     inode: int = 0
+    shared_with: str | None = None  # as recorded when the collection made it
 
 
 def _inode(path: str) -> int:
@@ -177,9 +202,11 @@ class NetnsResource:
     def observe(self, name: str, spec: NamespaceSpec | None) -> ObservedNamespace | None:
         if not nl.netns_exists(name):
             return None
-        owned = os.path.exists(owner_mark_path(name))
-        if spec is None or not owned or spec.share_with is not None:
-            return ObservedNamespace(name, owned, True, None, {}, _inode(nl.netns_path(name)))
+        owned = owns(name)
+        mark = read_mark(name)
+        shared_with = mark[1] if mark else None
+        if spec is None or not owned or spec.share_with is not None or shared_with is not None:
+            return ObservedNamespace(name, owned, True, None, {}, _inode(nl.netns_path(name)), shared_with)
         lo = self.sockets.get(name).link(index=1)
         return ObservedNamespace(
             name=name,
@@ -220,7 +247,7 @@ class NetnsResource:
                 self._plan_delete(plan, spec.name, have)
         if self.exclusive and self.state == "present":
             for name in nl.list_netns():
-                if name not in wanted and os.path.exists(owner_mark_path(name)):
+                if name not in wanted and owns(name):
                     have = ObservedNamespace(name, True, True, None, {})
                     self._plan_delete(plan, name, have)
         if errors:
@@ -234,6 +261,16 @@ class NetnsResource:
         after = {"hostname": spec.hostname, "sysctls": dict(spec.sysctls), "loopback": "up"}
         if have is None:
             plan.add(KIND, spec.name, "create", None, after, lambda: self._create(spec))
+            return
+        if have.shared_with is not None:
+            # was container:OTHER, now a namespace of its own: drop the second name, make a new one
+
+            def unshare_name() -> None:
+                nl.remove_namespace_file(nl.netns_path(spec.name))
+                self._create(spec)
+
+            before = {"share_with": have.shared_with}
+            plan.add(KIND, spec.name, "update", before, {"share_with": None, **after}, unshare_name)
             return
         before = {
             "hostname": have.hostname,
@@ -270,6 +307,8 @@ class NetnsResource:
 
         def rebind() -> None:
             nl.remove_namespace_file(nl.netns_path(spec.name))
+            if os.path.exists(uts_path(spec.name)):  # its own hostname went with its own namespace
+                nl.remove_namespace_file(uts_path(spec.name))
             self._bind_shared(spec.name, target)
 
         plan.add(KIND, spec.name, "update", {"share_with": "(another namespace)"}, after, rebind)
@@ -284,10 +323,7 @@ class NetnsResource:
         except OSError:
             os.unlink(path)
             raise
-        mark = owner_mark_path(name)
-        os.makedirs(os.path.dirname(mark), exist_ok=True)
-        with open(mark, "w"):
-            pass
+        write_mark(name, target)
 
     def _plan_delete(self, plan: Plan, name: str, have: ObservedNamespace) -> None:
         before = {"hostname": have.hostname} if have.hostname else {"exists": True}
@@ -313,8 +349,7 @@ class NetnsResource:
                 _write_sysctls_here(spec.sysctls)
 
         nl.create_namespace_file(nl.netns_path(spec.name), nl.CLONE_NEWNET, configure_inside)
-        with open(owner_mark_path(spec.name), "w"):
-            pass
+        write_mark(spec.name, None)
         if spec.hostname is not None:
             _set_hostname(spec.name, spec.hostname)
 

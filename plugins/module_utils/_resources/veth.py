@@ -147,7 +147,9 @@ class VethResource:
         if spec.peer_namespace is not None and not nl.netns_exists(spec.peer_namespace):
             return None
         for peer in self.links(spec.peer_namespace).values():
-            if peer.index == end.peer_index and peer.kind == "veth" and peer.peer_index == end.index:
+            # indexes are per namespace and often equal (2, 3…) in fresh ones: the owner mark keeps a
+            # foreign pair that happens to match from being taken for ours
+            if peer.index == end.peer_index and peer.kind == "veth" and peer.peer_index == end.index and peer.owned:
                 return peer
         return None
 
