@@ -129,3 +129,15 @@ def test_bridge_forwarding_isolates_what_is_behind_it(sandbox):
     # and turned on, the host routes between them: the switch really is what isolates
     sandbox.module("bridge", {"bridges": [{**b, "forwarding": True} for b in bridges]})
     assert sandbox.sh("ip netns exec a ping -c1 -W2 192.0.2.130", check=False).returncode == 0
+
+
+def test_bridge_mtu_is_kept_when_its_ports_change(sandbox):
+    sandbox.module("netns", {"namespaces": [{"name": "c"}]})
+    bridges = [{"name": "br-m", "mtu": 1400}]
+    sandbox.module("bridge", {"bridges": bridges})
+    pair = {"name": "ve-m", "peer": "eth0", "peer_namespace": "c", "master": "br-m", "mtu": 9000}
+    sandbox.module("veth", {"veths": [pair]})
+    assert not sandbox.module("bridge", {"bridges": bridges}).changed
+    sandbox.module("veth", {"veths": [pair], "state": "absent"})
+    assert not sandbox.module("bridge", {"bridges": bridges}).changed
+    assert sandbox.links()["br-m"]["mtu"] == 1400

@@ -130,3 +130,33 @@ def test_ip_addr_unreachable_gateway_is_named(endpoint):
     assert result.failed
     assert "interface 'c1/eth0': add route default via 203.0.113.1 failed" in result.result["msg"]
     assert "Traceback" not in result.output
+
+
+def test_ip_addr_ipv6_default_without_gateway_stays_ipv6(endpoint):
+    sandbox = endpoint
+    items = [{"name": "eth0", "namespace": "c1", "addresses": ["2001:db8:2::10/64"], "routes": [{"dest": "::/0"}]}]
+    assert sandbox.module("ip_addr", {"interfaces": items}).changed
+    assert "default dev eth0" in sandbox.sh("ip -n c1 -6 route").stdout
+    assert "default" not in sandbox.sh("ip -n c1 -4 route").stdout
+    assert not sandbox.module("ip_addr", {"interfaces": items}).changed
+
+
+def test_ip_addr_rejects_mixed_families_and_duplicates(endpoint):
+    sandbox = endpoint
+    bad = [
+        {
+            "name": "eth0",
+            "namespace": "c1",
+            "addresses": ["192.0.2.10/24", "192.0.2.10/24"],
+            "routes": [
+                {"dest": "198.51.100.0/24", "gateway": "2001:db8::1"},
+                {"gateway": "192.0.2.1", "metric": 2**33},
+            ],
+        }
+    ]
+    result = sandbox.module("ip_addr", {"interfaces": bad})
+    assert result.failed
+    errors = result.result["errors"]
+    assert any("listed twice" in e for e in errors), errors
+    assert any("different IP families" in e for e in errors), errors
+    assert any("metric" in e and "4294967295" in e for e in errors), errors

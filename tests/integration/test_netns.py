@@ -113,3 +113,13 @@ def test_netns_share_with_names_the_same_namespace(sandbox):
     assert sandbox.netns() == ["app"] and "probe0" in sandbox.links("app")
     missing = sandbox.module("netns", {"namespaces": [{"name": "x", "share_with": "nope"}]})
     assert missing.failed and "share_with: namespace 'nope' does not exist" in missing.result["msg"]
+
+
+def test_a_foreign_namespace_under_our_name_is_not_ours(sandbox):
+    sandbox.module("netns", {"namespaces": [{"name": "app"}]})
+    sandbox.sh("ip netns del app && ip netns add app")  # someone else's namespace now carries the name
+    refused = sandbox.module("netns", {"namespaces": [{"name": "app"}], "state": "absent"})
+    assert refused.failed and "was not created by wharf.network" in refused.result["msg"]
+    pruned = sandbox.module("netns", {"namespaces": [], "exclusive": True})
+    assert not pruned.changed
+    assert sandbox.netns() == ["app"]

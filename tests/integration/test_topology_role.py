@@ -255,3 +255,21 @@ def test_invalid_topology_lists_every_error_and_changes_nothing(sandbox, tmp_pat
     assert "ghost" in output
     assert "Bad_Name" in output
     assert sandbox.netns() == [] and set(sandbox.links()) == {"lo"}
+
+
+def test_container_mode_switches_converge(sandbox, tmp_path):
+    """container:OTHER → a namespace of its own → container:OTHER again, each in one converge."""
+    shared = {
+        "networks": {"n5": {"subnet": "10.55.0.0/24"}},
+        "containers": {"a5": {"networks": ["n5"]}, "b5": {"network_mode": "container:a5"}},
+    }
+    own = {"networks": shared["networks"], "containers": {"a5": {"networks": ["n5"]}, "b5": {"networks": ["n5"]}}}
+    book = Playbook(sandbox, tmp_path)
+    for topology in (shared, own, shared, own):
+        rc, output, _recap = book.run(topology, "--skip-tags", "report")
+        assert rc == 0, output[-3000:]
+        rc, output, recap = book.run(topology, "--skip-tags", "report")
+        assert rc == 0 and recap["changed"] == 0, output[-3000:]
+        same = sandbox.sh("stat -L -c %i /run/netns/a5").stdout == sandbox.sh("stat -L -c %i /run/netns/b5").stdout
+        assert same == (topology is shared)
+        assert len(json.loads(sandbox.sh("ip -n a5 -j -4 addr show dev eth0").stdout)[0]["addr_info"]) == 1

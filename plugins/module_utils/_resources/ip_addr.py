@@ -36,15 +36,14 @@ class Route:
     dest: str
     gateway: str | None = None
     metric: int | None = None
+    v6: bool = False  # "default" alone does not say which family's default it is
 
     @property
     def family(self) -> int:
-        if self.dest == "default":
-            return socket.AF_INET6 if self.gateway and ":" in self.gateway else socket.AF_INET
-        return socket.AF_INET6 if ":" in self.dest else socket.AF_INET
+        return socket.AF_INET6 if self.v6 else socket.AF_INET
 
     def text(self) -> str:
-        words = [self.dest]
+        words = ["default (IPv6)" if self.dest == "default" and self.v6 and not self.gateway else self.dest]
         if self.gateway:
             words.append(f"via {self.gateway}")
         if self.metric is not None:
@@ -102,11 +101,27 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
             dest_problem = None if dest in ("0.0.0.0/0", "::/0") else check.route_destination(f"{r_path}.dest", dest)
             gw_problem = check.ip_address(f"{r_path}.gateway", gateway)
             problems.extend([dest_problem, gw_problem])
-            if metric is not None and (isinstance(metric, bool) or not isinstance(metric, int) or metric < 0):
-                problems.append(f"{r_path}.metric: {metric!r} must be a non-negative integer")
+            if metric is not None and (
+                isinstance(metric, bool) or not isinstance(metric, int) or not 0 <= metric <= 0xFFFFFFFF
+            ):
+                problems.append(f"{r_path}.metric: {metric!r} must be an integer from 0 to 4294967295")
+            if (
+                dest_problem is None
+                and gw_problem is None
+                and gateway
+                and dest not in ("default",)
+                and (":" in str(dest)) != (":" in str(gateway))
+            ):
+                problems.append(f"{r_path}: gateway {gateway} and destination {dest} are of different IP families")
             if dest_problem is None and gw_problem is None:
-                route_obj = Route(_canonical_dest(str(dest)), str(gateway) if gateway else None)
-                routes.append(Route(route_obj.dest, route_obj.gateway, _canonical_metric(route_obj.family, metric)))
+                v6 = ":" in str(dest) or bool(gateway and ":" in str(gateway))
+                family = socket.AF_INET6 if v6 else socket.AF_INET
+                canonical = _canonical_dest(str(dest))
+                routes.append(
+                    Route(canonical, str(gateway) if gateway else None, _canonical_metric(family, metric), v6)
+                )
+        problems.extend(check.duplicates(f"{path}.addresses", "address", [(a,) for a in addresses]))
+        problems.extend(check.duplicates(f"{path}.routes", "route", [(r.text(),) for r in routes]))
         errors.extend(p for p in problems if p)
         specs.append(InterfaceSpec(name, namespace, addresses, routes))
     errors.extend(check.duplicates("interfaces", "name", [(s.namespace, s.name) for s in specs]))
@@ -132,7 +147,7 @@ def _route_from_message(msg: RouteMessage) -> Route | None:
         dest = _canonical_dest(dest)
     except ValueError:
         return None
-    return Route(dest, msg.gateway, _canonical_metric(msg.family, msg.priority))
+    return Route(dest, msg.gateway, _canonical_metric(msg.family, msg.priority), msg.family == socket.AF_INET6)
 
 
 def _main_routes(rtnl: Rtnl) -> list[RouteMessage]:
