@@ -67,7 +67,9 @@ def host_steps(items: dict[str, Any]) -> list[Step]:
         # a declared container's endpoints are exactly its networks (connect/disconnect); only prune
         # reaches further, to endpoints of containers the topology no longer declares
         scope = None if prune else own
-        steps.append(("endpoints", lambda s: VethResource(s, items["veths"], "present", True, None, scope)))
+        steps.append(
+            ("endpoints", lambda s: VethResource(s, items["veths"], "present", True, None, scope, keep_peer_names=True))
+        )
     if items["interfaces"]:
         steps.append(("addresses", lambda s: IpAddrResource(s, items["interfaces"], "present", True, None)))
     if items["absent_bridges"]:
@@ -96,6 +98,8 @@ def converge(topology: Any, host: str, check_mode: bool, result: ConvergeResult 
             resource.check_mode = check_mode
             try:
                 _run_step(name, resource, check_mode, result)
+                if getattr(resource, "actual_peer_names", None):
+                    _use_actual_names(items, resource.actual_peer_names)
             finally:
                 if hasattr(resource, "close"):
                     resource.close()
@@ -121,3 +125,16 @@ def _run_step(name: str, resource: Any, check_mode: bool, result: ConvergeResult
             plan.apply()
         finally:
             result.applied += plan.applied
+
+
+def _use_actual_names(items: dict[str, Any], actual: dict[tuple[str | None, str], str]) -> None:
+    """Point the address items and the summary at the interface names the endpoints really have."""
+    for interface in items["interfaces"]:
+        key = (interface.get("namespace"), interface["name"])
+        if key in actual:
+            interface["name"] = actual[key]
+    for container in items["containers"]:
+        for endpoint in container["endpoints"]:
+            key = (container["namespace"], endpoint["interface"])
+            if key in actual:
+                endpoint["interface"] = actual[key]

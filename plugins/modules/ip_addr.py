@@ -11,8 +11,9 @@ version_added: 0.1.0
 description:
   - Adds and removes addresses and main-table routes (including the default route) on interfaces, in the
     module's own namespace or in named ones. Routes are added with C(proto static).
-  - With O(exclusive=true), addresses and static routes on a listed interface that the item does not list are
-    removed. IPv6 link-local addresses and the kernel's own connected routes are never removed.
+  - With O(exclusive=true), addresses on a listed interface that the item does not list are removed (IPv6
+    link-local ones excepted), and so are unlisted C(proto static) routes, the kind this module adds. Routes added
+    by hand (C(ip route add) gives them C(proto boot)) and the kernel's connected routes are left alone.
   - With O(state=absent), the listed addresses and routes are removed from the interface; an interface or
     namespace that is already gone is a success.
 extends_documentation_fragment:

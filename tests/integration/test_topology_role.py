@@ -273,3 +273,38 @@ def test_container_mode_switches_converge(sandbox, tmp_path):
         same = sandbox.sh("stat -L -c %i /run/netns/a5").stdout == sandbox.sh("stat -L -c %i /run/netns/b5").stdout
         assert same == (topology is shared)
         assert len(json.loads(sandbox.sh("ip -n a5 -j -4 addr show dev eth0").stdout)[0]["addr_info"]) == 1
+
+
+def test_disconnecting_the_first_network_keeps_the_other_interface_as_it_is(sandbox, tmp_path):
+    """Docker keeps eth1 as eth1 when eth0's network is disconnected: same interface, same routes."""
+    topology = {
+        "networks": {"front": {"subnet": "10.61.0.0/24"}, "back": {"subnet": "10.62.0.0/24"}},
+        "containers": {
+            "app": {"networks": {"front": {"ipv4_address": "10.61.0.5"}, "back": {"ipv4_address": "10.62.0.5"}}},
+            "db": {"networks": {"back": {"ipv4_address": "10.62.0.6"}}},
+        },
+    }
+    book = Playbook(sandbox, tmp_path)
+    assert book.run(topology, "--skip-tags", "report")[0] == 0
+    eth1 = sandbox.links("app")["eth1"]["ifindex"]
+    sandbox.sh("ip -n app route add 192.0.2.0/24 via 10.62.0.6 dev eth1")  # a route someone added by hand
+
+    del topology["containers"]["app"]["networks"]["front"]
+    rc, output, _recap = book.run(topology, "--check", "--diff", "--skip-tags", "report")
+    assert rc == 0, output[-3000:]
+    assert "eth1" in sandbox.links("app") and "eth0" in sandbox.links("app")  # check mode changed nothing
+    rc, output, recap = book.run(topology, "--skip-tags", "report")
+    assert rc == 0, output[-3000:]
+    links = sandbox.links("app")
+    assert set(links) == {"lo", "eth1"} and links["eth1"]["ifindex"] == eth1
+    routes = sandbox.sh("ip -n app route").stdout
+    assert "default via 10.62.0.1 dev eth1" in routes  # the first network now gives the default route
+    assert "192.0.2.0/24 via 10.62.0.6 dev eth1" in routes
+    assert ping(sandbox, "app", "10.62.0.6")
+    rc, output, recap = book.run(topology, "--skip-tags", "report")
+    assert recap["changed"] == 0, output[-3000:]
+    # connecting again gives the new endpoint the lowest free name
+    topology["containers"]["app"]["networks"]["front"] = {"ipv4_address": "10.61.0.5"}
+    assert book.run(topology, "--skip-tags", "report")[0] == 0
+    assert set(sandbox.links("app")) == {"lo", "eth0", "eth1"} and sandbox.links("app")["eth1"]["ifindex"] == eth1
+    assert addresses(sandbox, "app")["eth0"] == ["10.61.0.5/24"]

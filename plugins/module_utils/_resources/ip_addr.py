@@ -2,9 +2,10 @@
 """Addresses and routes on interfaces inside a namespace.
 
 Addresses are observed before they are added (re-adding raises EEXIST). With `exclusive`,
-addresses and routes on a managed interface that the item does not list are removed, except
-what the kernel owns: IPv6 link-local addresses and `proto kernel` routes (connected subnets).
-Routes are added with `proto static` so they are told apart from the kernel's.
+addresses on a managed interface that the item does not list are removed (not the kernel's IPv6
+link-local ones), and so are `proto static` routes: the kind this module adds. Routes of other
+origins, the kernel's connected routes and routes added by hand (`ip route add` says `proto boot`),
+are left alone, as Docker leaves a route someone added inside a container.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from ansible_collections.wharf.network.plugins.module_utils._rtnl import RTN_UNI
 
 KIND = "ip_addr"
 RTPROT_KERNEL = 2
-RTPROT_BOOT = 3
 RTPROT_STATIC = 4
 
 
@@ -257,7 +257,7 @@ class IpAddrResource:
                 del_routes = [
                     r
                     for r, proto in have.routes.items()
-                    if r not in spec.routes and proto in (RTPROT_BOOT, RTPROT_STATIC)
+                    if r not in spec.routes and proto == RTPROT_STATIC
                 ]
         else:
             add_addresses, add_routes = [], []

@@ -124,12 +124,15 @@ class VethResource:
         exclusive: bool,
         default_namespace: str | None,
         exclusive_namespaces: list[str] | None = None,
+        keep_peer_names: bool = False,
     ):
         self.sockets = sockets
         self.specs = parse_items(items, default_namespace)
         self.state = state
         self.exclusive = exclusive
         self.exclusive_namespaces = exclusive_namespaces
+        self.keep_peer_names = keep_peer_names
+        self.actual_peer_names: dict[tuple[str | None, str], str] = {}
         self._links: dict[str | None, dict[str, Link]] = {}
         self._netns_fds: dict[str, int] = {}
 
@@ -209,6 +212,9 @@ class VethResource:
         }
         if self.exclusive and self.state == "present":
             pruned = self._plan_prune(plan, keep)
+        if self.keep_peer_names and self.state == "present":
+            self._assign_peer_names(matched, pruned)
+            moving = set()
         for index, spec, end, peer in matched:
             if self.state == "absent":
                 if end is not None:
@@ -232,6 +238,35 @@ class VethResource:
         order = {"delete": 0, "update": 1, "create": 2}
         plan.changes.sort(key=lambda change: order[change.action])
         return plan
+
+    def _assign_peer_names(self, matched: list[tuple[int, VethSpec, Link | None, Link | None]], pruned: set) -> None:
+        """Docker keeps a container's interface names on connect and disconnect: an existing pair keeps its
+        peer's name, and a new pair takes its wanted name if free, else the lowest free ethN. What differs
+        from the items is recorded in `actual_peer_names` ((namespace, wanted) -> actual)."""
+        held: dict[str | None, set[str]] = {}
+
+        def taken(namespace: str | None) -> set[str]:
+            if namespace not in held:
+                held[namespace] = {
+                    link.name for link in self.links(namespace).values() if (namespace, link.index) not in pruned
+                }
+            return held[namespace]
+
+        for _index, spec, _end, peer in matched:
+            if peer is not None and peer.name != spec.peer:
+                self.actual_peer_names[(spec.peer_namespace, spec.peer)] = peer.name
+                spec.peer = peer.name
+        for _index, spec, _end, peer in matched:
+            if peer is not None:
+                continue
+            names = taken(spec.peer_namespace)
+            if spec.peer in names:
+                number = 0
+                while f"eth{number}" in names:
+                    number += 1
+                self.actual_peer_names[(spec.peer_namespace, spec.peer)] = f"eth{number}"
+                spec.peer = f"eth{number}"
+            names.add(spec.peer)
 
     def _master_name(self, namespace: str | None, end: Link) -> str | None:
         if end.master is None:
