@@ -35,12 +35,14 @@ class ConvergeResult:
     after: list[str] = field(default_factory=list)
     containers: list[dict[str, Any]] = field(default_factory=list)
     applied: int = 0  # changes really made so far (0 in check mode)
+    last_plan: Plan | None = None
 
     @property
     def changed(self) -> bool:
         return bool(self.changes)
 
     def record(self, step: str, plan: Plan) -> None:
+        self.last_plan = plan
         self.steps[step] = len(plan.changes)
         self.changes.extend(plan.summary())
         if plan.changed:
@@ -92,12 +94,16 @@ def converge(topology: Any, host: str, check_mode: bool, result: ConvergeResult 
         raise ValidationError([f"networks of driver macvlan/ipvlan are not supported yet (used by {', '.join(users)})"])
     result = result if result is not None else ConvergeResult()
     result.containers = items["containers"]
+    vanishing: set[str] = set()
     with NamespaceSockets() as sockets:
         for name, build in host_steps(items):
             resource = build(sockets)
             resource.check_mode = check_mode
+            if hasattr(resource, "vanishing_namespaces"):
+                resource.vanishing_namespaces = vanishing
             try:
                 _run_step(name, resource, check_mode, result)
+                vanishing.update(_removed_namespaces(result.last_plan))
                 if getattr(resource, "actual_peer_names", None):
                     _use_actual_names(items, resource.actual_peer_names)
             finally:
@@ -138,3 +144,9 @@ def _use_actual_names(items: dict[str, Any], actual: dict[tuple[str | None, str]
             key = (container["namespace"], endpoint["interface"])
             if key in actual:
                 endpoint["interface"] = actual[key]
+
+
+def _removed_namespaces(plan: Plan | None) -> set[str]:
+    if plan is None:
+        return set()
+    return {c.name for c in plan.changes if c.kind == "netns" and c.action == "delete"}

@@ -38,6 +38,9 @@ NLMSGERR_ATTR_MSG = 1
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_GETNSID = 90
+NETNSA_NSID = 1
+NETNSA_FD = 3
 
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
@@ -387,6 +390,15 @@ class Rtnl:
 
     def del_link(self, index: int) -> None:
         self.request(RTM_DELLINK, 0, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0))
+
+    def nsid_of(self, netns_fd: int) -> int | None:
+        """The id this namespace gives the namespace behind `netns_fd` (what IFLA_LINK_NETNSID refers to)."""
+        payload = struct.pack("=Bxxx", socket.AF_UNSPEC) + attr_u32(NETNSA_FD, netns_fd)
+        replies = self._receive(self._send(RTM_GETNSID, 0, payload))
+        if not replies:
+            return None
+        nsid = _i32(parse_attrs(replies[0][1], 4).get(NETNSA_NSID))
+        return None if nsid is None or nsid < 0 else nsid
 
     # addresses -------------------------------------------------------------------------------
     def addrs(self, index: int = 0) -> list[AddrMessage]:

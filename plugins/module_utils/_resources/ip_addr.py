@@ -254,11 +254,7 @@ class IpAddrResource:
             del_routes: list[Route] = []
             if self.exclusive:
                 del_addresses = [a for a in have.addresses if a not in spec.addresses and not _is_link_local(a)]
-                del_routes = [
-                    r
-                    for r, proto in have.routes.items()
-                    if r not in spec.routes and proto == RTPROT_STATIC
-                ]
+                del_routes = [r for r, proto in have.routes.items() if r not in spec.routes and proto == RTPROT_STATIC]
         else:
             add_addresses, add_routes = [], []
             del_addresses = [a for a in spec.addresses if a in have_addresses]

@@ -30,6 +30,7 @@ class Link:
     alias: str | None
     peer_index: int | None
     info: dict[str, Any]
+    link_netnsid: int | None = None
 
     @property
     def owned(self) -> bool:
@@ -48,6 +49,7 @@ def link_from_message(msg: LinkMessage) -> Link:
         alias=msg.alias,
         peer_index=msg.peer_index,
         info=msg.info,
+        link_netnsid=msg.link_netnsid,
     )
 
 

@@ -354,6 +354,14 @@ class NetnsResource:
             _set_hostname(spec.name, spec.hostname)
 
     def _delete(self, name: str) -> None:
+        # endpoints go now, not when the kernel frees the namespace: a process still inside would keep
+        # it (and its veths, host ends on bridges) alive after the name is gone
+        if owns(name) and (read_mark(name) or (0, None))[1] is None:
+            rtnl = self.sockets.get(name)
+            for link in rtnl.links():
+                if link.kind == "veth":
+                    with contextlib.suppress(OSError):
+                        rtnl.del_link(link.index)
         self.sockets.forget(name)
         if os.path.exists(uts_path(name)):
             nl.remove_namespace_file(uts_path(name))

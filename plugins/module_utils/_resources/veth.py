@@ -132,6 +132,8 @@ class VethResource:
         self.exclusive = exclusive
         self.exclusive_namespaces = exclusive_namespaces
         self.keep_peer_names = keep_peer_names
+        # set by the converge: namespaces an earlier step removes (their endpoints go with them)
+        self.vanishing_namespaces: set[str] = set()
         self.actual_peer_names: dict[tuple[str | None, str], str] = {}
         self._links: dict[str | None, dict[str, Link]] = {}
         self._netns_fds: dict[str, int] = {}
@@ -309,8 +311,11 @@ class VethResource:
         removed: set[tuple[str | None, int]] = set()
         candidates: list[tuple[str | None, Link]] = []
         for namespace in scope:
+            vanishing = self._vanishing_nsids(namespace)
             for link in self.links(namespace).values():
                 if link.owned and link.kind == "veth" and (namespace, link.index) not in keep:
+                    if link.link_netnsid is not None and link.link_netnsid in vanishing:
+                        continue  # its container is being removed, and its endpoints with it
                     candidates.append((namespace, link))
         for namespace, link in candidates:
             if (namespace, link.index) in removed:
@@ -346,6 +351,17 @@ class VethResource:
         self.sockets.get(spec.peer_namespace).set_link(
             0, up=spec.up, attrs=Rtnl.link_attrs(name=spec.peer, alias=OWNER_MARK)
         )
+
+    def _vanishing_nsids(self, namespace: str | None) -> set[int]:
+        """Ids (as seen from `namespace`) of the namespaces an earlier step of this run removes."""
+        nsids: set[int] = set()
+        for name in self.vanishing_namespaces:
+            if not nl.netns_exists(name):
+                continue
+            nsid = self.sockets.get(namespace).nsid_of(self._netns_fd(name))
+            if nsid is not None:
+                nsids.add(nsid)
+        return nsids
 
     def _netns_fd(self, namespace: str) -> int:
         if namespace not in self._netns_fds:
