@@ -11,12 +11,13 @@ people who build by hand; the role uses this.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
 from ansible_collections.wharf.network.plugins.module_utils._host_items import host_items
-from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets
+from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets, netns_path
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._resources.bridge import BridgeResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.ip_addr import IpAddrResource
@@ -35,14 +36,12 @@ class ConvergeResult:
     after: list[str] = field(default_factory=list)
     containers: list[dict[str, Any]] = field(default_factory=list)
     applied: int = 0  # changes really made so far (0 in check mode)
-    last_plan: Plan | None = None
 
     @property
     def changed(self) -> bool:
         return bool(self.changes)
 
     def record(self, step: str, plan: Plan) -> None:
-        self.last_plan = plan
         self.steps[step] = len(plan.changes)
         self.changes.extend(plan.summary())
         if plan.changed:
@@ -99,11 +98,13 @@ def converge(topology: Any, host: str, check_mode: bool, result: ConvergeResult 
         for name, build in host_steps(items):
             resource = build(sockets)
             resource.check_mode = check_mode
-            if hasattr(resource, "vanishing_namespaces"):
-                resource.vanishing_namespaces = vanishing
+            if hasattr(resource, "vanishing_nsids"):
+                resource.vanishing_nsids = vanishing
             try:
+                if isinstance(resource, NetnsResource):
+                    # ids must be read while the names still exist (before this step removes them)
+                    vanishing.update(_ids_of_removed(sockets, resource))
                 _run_step(name, resource, check_mode, result)
-                vanishing.update(_removed_namespaces(result.last_plan))
                 if getattr(resource, "actual_peer_names", None):
                     _use_actual_names(items, resource.actual_peer_names)
             finally:
@@ -146,7 +147,20 @@ def _use_actual_names(items: dict[str, Any], actual: dict[tuple[str | None, str]
                 endpoint["interface"] = actual[key]
 
 
-def _removed_namespaces(plan: Plan | None) -> set[str]:
-    if plan is None:
-        return set()
-    return {c.name for c in plan.changes if c.kind == "netns" and c.action == "delete"}
+def _ids_of_removed(sockets: NamespaceSockets, resource: NetnsResource) -> set[int]:
+    """Host-side ids of the namespaces this netns step removes: the endpoints that vanish with them."""
+    names = resource.names_to_remove()
+    ids: set[int] = set()
+    host = sockets.get(None)
+    for name in names:
+        try:
+            fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            nsid = host.nsid_of(fd)
+        finally:
+            os.close(fd)
+        if nsid is not None:
+            ids.add(nsid)
+    return ids

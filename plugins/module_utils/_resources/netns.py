@@ -216,6 +216,17 @@ class NetnsResource:
             sysctls=_read_sysctls(name, list(spec.sysctls)),
         )
 
+    def names_to_remove(self) -> list[str]:
+        """Namespaces this run removes (second names of another namespace excepted: they free nothing)."""
+        if self.state == "absent":
+            names = [s.name for s in self.specs if nl.netns_exists(s.name) and owns(s.name)]
+        elif self.exclusive:
+            wanted = {s.name for s in self.specs}
+            names = [n for n in nl.list_netns() if n not in wanted and owns(n)]
+        else:
+            names = []
+        return [n for n in names if (read_mark(n) or (0, None))[1] is None]
+
     def plan(self) -> Plan:
         plan = Plan()
         errors: list[str] = []
@@ -354,14 +365,8 @@ class NetnsResource:
             _set_hostname(spec.name, spec.hostname)
 
     def _delete(self, name: str) -> None:
-        # endpoints go now, not when the kernel frees the namespace: a process still inside would keep
-        # it (and its veths, host ends on bridges) alive after the name is gone
-        if owns(name) and (read_mark(name) or (0, None))[1] is None:
-            rtnl = self.sockets.get(name)
-            for link in rtnl.links():
-                if link.kind == "veth":
-                    with contextlib.suppress(OSError):
-                        rtnl.del_link(link.index)
+        # the kernel frees the namespace, and its veths with their host ends, once nothing holds it:
+        # all at once, far faster than deleting 250 veths one by one (an RCU wait each)
         self.sockets.forget(name)
         if os.path.exists(uts_path(name)):
             nl.remove_namespace_file(uts_path(name))

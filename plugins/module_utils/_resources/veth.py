@@ -132,8 +132,9 @@ class VethResource:
         self.exclusive = exclusive
         self.exclusive_namespaces = exclusive_namespaces
         self.keep_peer_names = keep_peer_names
-        # set by the converge: namespaces an earlier step removes (their endpoints go with them)
-        self.vanishing_namespaces: set[str] = set()
+        # set by the converge: namespaces an earlier step removes, by their id in the host namespace; their
+        # endpoints go with them when the kernel frees them, so they are not planned as removals here
+        self.vanishing_nsids: set[int] = set()
         self.actual_peer_names: dict[tuple[str | None, str], str] = {}
         self._links: dict[str | None, dict[str, Link]] = {}
         self._netns_fds: dict[str, int] = {}
@@ -353,15 +354,8 @@ class VethResource:
         )
 
     def _vanishing_nsids(self, namespace: str | None) -> set[int]:
-        """Ids (as seen from `namespace`) of the namespaces an earlier step of this run removes."""
-        nsids: set[int] = set()
-        for name in self.vanishing_namespaces:
-            if not nl.netns_exists(name):
-                continue
-            nsid = self.sockets.get(namespace).nsid_of(self._netns_fd(name))
-            if nsid is not None:
-                nsids.add(nsid)
-        return nsids
+        """Ids, as seen from the host namespace, of the namespaces an earlier step of this run removes."""
+        return self.vanishing_nsids if namespace is None else set()
 
     def _netns_fd(self, namespace: str) -> int:
         if namespace not in self._netns_fds:
