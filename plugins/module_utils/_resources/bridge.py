@@ -11,6 +11,7 @@ from ansible_collections.wharf.network.plugins.module_utils import _netlink as n
 from ansible_collections.wharf.network.plugins.module_utils import _validate as check
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._resources.base import NamespacedSpec, Resource
 from ansible_collections.wharf.network.plugins.module_utils._resources.links import (
     OWNER_MARK,
     Link,
@@ -29,7 +30,7 @@ MANAGED_FIELDS = ("mtu", "mac", "stp", "vlan_filtering", "up", "forwarding")
 
 
 @dataclass
-class BridgeSpec:
+class BridgeSpec(NamespacedSpec):
     """One desired bridge; a field left None is not managed."""
 
     name: str
@@ -40,10 +41,6 @@ class BridgeSpec:
     vlan_filtering: bool | None = None
     up: bool = True
     forwarding: bool | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{nl.ns_label(self.namespace)}/{self.name}"
 
 
 def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> list[BridgeSpec]:
@@ -121,23 +118,10 @@ def _wanted_fields(spec: BridgeSpec) -> dict[str, Any]:
     return {k: (v.lower() if k == "mac" and v else v) for k, v in wanted.items() if v is not None}
 
 
-class BridgeResource:
+class BridgeResource(Resource):
     """observe / plan / apply for bridges."""
 
-    check_mode = False  # set by the runner: missing prerequisites are then assumed made by earlier tasks
-
-    def __init__(
-        self,
-        sockets: nl.NamespaceSockets,
-        items: list[dict[str, Any]],
-        state: str,
-        exclusive: bool,
-        default_namespace: str | None,
-    ):
-        self.sockets = sockets
-        self.specs = parse_items(items, default_namespace)
-        self.state = state
-        self.exclusive = exclusive
+    parse = staticmethod(parse_items)
 
     def plan(self) -> Plan:
         plan = Plan()

@@ -21,6 +21,7 @@ from ansible_collections.wharf.network.plugins.module_utils import _netlink as n
 from ansible_collections.wharf.network.plugins.module_utils import _validate as check
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, kernel_error
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._resources.base import NamespacedSpec, Resource
 from ansible_collections.wharf.network.plugins.module_utils._resources.links import dump_links
 from ansible_collections.wharf.network.plugins.module_utils._rtnl import RTN_UNICAST, RouteMessage, Rtnl
 
@@ -52,15 +53,11 @@ class Route:
 
 
 @dataclass
-class InterfaceSpec:
+class InterfaceSpec(NamespacedSpec):
     name: str
     namespace: str | None
     addresses: list[str] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return f"{nl.ns_label(self.namespace)}/{self.name}"
 
 
 def _canonical_cidr(value: str) -> str:
@@ -173,23 +170,10 @@ def _is_link_local(cidr: str) -> bool:
     return ipaddress.ip_interface(cidr).ip.is_link_local and ":" in cidr
 
 
-class IpAddrResource:
+class IpAddrResource(Resource):
     """observe / plan / apply for addresses and routes."""
 
-    check_mode = False  # set by the runner: missing interfaces are then assumed made by earlier tasks
-
-    def __init__(
-        self,
-        sockets: nl.NamespaceSockets,
-        items: list[dict[str, Any]],
-        state: str,
-        exclusive: bool,
-        default_namespace: str | None,
-    ):
-        self.sockets = sockets
-        self.specs = parse_items(items, default_namespace)
-        self.state = state
-        self.exclusive = exclusive
+    parse = staticmethod(parse_items)
 
     def _observe(
         self, spec: InterfaceSpec, links: dict[str, Any], routes: list[RouteMessage], addresses: dict[int, list[str]]

@@ -20,6 +20,7 @@ from ansible_collections.wharf.network.plugins.module_utils import _netlink as n
 from ansible_collections.wharf.network.plugins.module_utils import _validate as check
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._resources.base import Resource
 from ansible_collections.wharf.network.plugins.module_utils._rtnl import IFF_UP, Rtnl
 
 STATE_DIR = os.environ.get("WHARF_STATE_DIR", "/run/wharf")
@@ -187,16 +188,13 @@ def _set_hostname(name: str, hostname: str) -> None:
         socket.sethostname(hostname)
 
 
-class NetnsResource:
+class NetnsResource(Resource):
     """observe / plan / apply for named network namespaces."""
 
-    check_mode = False  # set by the runner
+    parse = staticmethod(lambda items, _namespace: parse_items(items))
 
     def __init__(self, sockets: nl.NamespaceSockets, items: list[dict[str, Any]], state: str, exclusive: bool):
-        self.sockets = sockets
-        self.specs = parse_items(items)
-        self.state = state
-        self.exclusive = exclusive
+        super().__init__(sockets, items, state, exclusive)
         self._run_dir_ready = False
 
     def observe(self, name: str, spec: NamespaceSpec | None) -> ObservedNamespace | None:

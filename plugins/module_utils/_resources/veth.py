@@ -17,6 +17,7 @@ from ansible_collections.wharf.network.plugins.module_utils import _netlink as n
 from ansible_collections.wharf.network.plugins.module_utils import _validate as check
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._resources.base import NamespacedSpec, Resource
 from ansible_collections.wharf.network.plugins.module_utils._resources.links import (
     OWNER_MARK,
     Link,
@@ -28,7 +29,7 @@ KIND = "veth"
 
 
 @dataclass
-class VethSpec:
+class VethSpec(NamespacedSpec):
     """One desired pair; None fields are not managed."""
 
     name: str
@@ -40,10 +41,6 @@ class VethSpec:
     peer_mac: str | None = None
     master: str | None = None
     up: bool = True
-
-    @property
-    def label(self) -> str:
-        return f"{nl.ns_label(self.namespace)}/{self.name}"
 
 
 def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> list[VethSpec]:
@@ -111,10 +108,10 @@ def _wanted(spec: VethSpec) -> dict[str, Any]:
     return wanted
 
 
-class VethResource:
+class VethResource(Resource):
     """observe / plan / apply for veth pairs."""
 
-    check_mode = False  # set by the runner: missing namespaces/bridges are then assumed made by earlier tasks
+    parse = staticmethod(parse_items)
 
     def __init__(
         self,
@@ -126,10 +123,7 @@ class VethResource:
         exclusive_namespaces: list[str] | None = None,
         keep_peer_names: bool = False,
     ):
-        self.sockets = sockets
-        self.specs = parse_items(items, default_namespace)
-        self.state = state
-        self.exclusive = exclusive
+        super().__init__(sockets, items, state, exclusive, default_namespace)
         self.exclusive_namespaces = exclusive_namespaces
         self.keep_peer_names = keep_peer_names
         # set by the converge: namespaces an earlier step removes, by their id in the host namespace; their
