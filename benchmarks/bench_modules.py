@@ -114,9 +114,7 @@ def measure(bench: Bench, n: int, with_ansible: bool) -> dict[str, float]:
     if with_ansible:
         out["veth_noop_ansible"] = bench.ansible("veth", veths)
     out["netns_remove"], r = bench.module("netns", {**namespaces, "state": "absent"})
-    out["python_floor"] = bench.inside(
-        [sys.executable, "-c", "import ansible.module_utils.basic"]
-    )
+    out["python_floor"] = bench.inside([sys.executable, "-c", "import ansible.module_utils.basic"])
     return out
 
 
