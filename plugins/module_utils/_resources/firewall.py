@@ -1,0 +1,514 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""The collection's nftables table: observe it, plan the swap, apply it in one transaction.
+
+Rendering is pure (`_firewall.py`); this file talks to the kernel through the `nft` program (list and
+`nft -f -`, never rule by rule, never `flush ruleset`, never another table), to /proc for listeners and
+sysctls, and to ctnetlink for stale UDP entries.
+
+How a run knows whether to send anything (no-op and drift):
+- The record `/run/wharf/firewall.json` keeps what was applied last: the desired networks and publishes
+  (with the free ports they got), the digest of the rendered text, and the digest of the table as the
+  kernel listed it right after that transaction (`nft -j list table`, made canonical: handles dropped,
+  set elements sorted). nft normalises rules when it lists them, so our text and its listing never
+  compare equal; a listing compared with a listing of the same table does.
+- A run renders the desired state and lists the live table once. Live listing = recorded listing and
+  rendered digest = recorded digest: nothing to do, no transaction (`changed=false`). Listing differs,
+  table gone, or no record while the table exists: drift, reported as `restore` with the reason, and
+  the table is swapped back. Only the digest differs: an ordinary update.
+- /run is a tmpfs, so a reboot loses the record and the table together and the next run creates both.
+
+Why the record is a file and not a table comment: a comment cannot hold the digest of a listing that
+includes it, and nft 1.0.6 does not show table comments in JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.wharf.network.plugins.module_utils import _conntrack
+from ansible_collections.wharf.network.plugins.module_utils import _firewall as fw
+from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
+from ansible_collections.wharf.network.plugins.module_utils._plan import Change, Plan
+
+RECORD_DIR = "/run/wharf"
+RECORD_NAME = "firewall.json"
+RENDER_NAME = "firewall.nft"
+RECORD_VERSION = 1
+BRIDGE_NF_CALL = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+TABLE_LABEL = f"{fw.FAMILY} {fw.TABLE}"
+USER_TABLE_LABEL = f"{fw.FAMILY} {fw.USER_TABLE}"
+
+# run(argv, data) -> (rc, stdout, stderr): AnsibleModule.run_command, or a stand-in in tests
+Runner = Callable[..., tuple]
+
+
+class Nft:
+    """The `nft` program, used only to list our tables and to send one whole transaction."""
+
+    def __init__(self, run: Runner, binary: str = "nft"):
+        self.run = run
+        self.binary = binary
+
+    def _call(self, args: list[str], data: str | None = None) -> tuple[int, str, str]:
+        return self.run([self.binary, *args], data)
+
+    def tables(self) -> set[tuple[str, str]]:
+        rc, out, err = self._call(["list", "tables"])
+        if rc != 0:
+            raise WharfError(f"nftables: list tables failed: {err.strip() or out.strip()}")
+        return fw.listing_tables(out)
+
+    def listing(self, family: str, name: str, as_json: bool = True) -> str | None:
+        rc, out, err = self._call(["-j", "list", "table", family, name] if as_json else ["list", "table", family, name])
+        if rc != 0:
+            if "No such file or directory" in err:
+                return None
+            raise WharfError(f"nftables table '{family} {name}': list failed: {err.strip()}")
+        return out
+
+    def apply(self, text: str) -> None:
+        rc, out, err = self._call(["-f", "-"], text)
+        if rc != 0:
+            detail = err.strip() or out.strip()
+            raise WharfError(f"nftables table '{TABLE_LABEL}': transaction refused, nothing changed: {detail}")
+
+
+class DriftChange(Change):
+    """A change that repairs something edited outside the collection; says why."""
+
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"{super().describe()}: {self.reason}"
+
+
+class FirewallPlan(Plan):
+    """A Plan whose diff also shows the table text before and after (the rule changes)."""
+
+    table_before: str | None = None
+    table_after: str | None = None
+
+    def diff(self) -> dict[str, str]:
+        result = super().diff()
+        if self.table_before is not None or self.table_after is not None:
+            result["before"] += f"\n# table {TABLE_LABEL}\n{self.table_before or ''}"
+            result["after"] += f"\n# table {TABLE_LABEL}\n{self.table_after or ''}"
+        return result
+
+
+@dataclass
+class Record:
+    """What the last transaction applied (see the module docstring)."""
+
+    networks: list[fw.FirewallNetwork]
+    publishes: list[fw.Publish]
+    render_digest: str
+    listing_digest: str
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "version": RECORD_VERSION,
+                "networks": [n.record() for n in self.networks],
+                "publishes": [p.record() for p in self.publishes],
+                "render_digest": self.render_digest,
+                "listing_digest": self.listing_digest,
+            },
+            indent=1,
+            sort_keys=True,
+        )
+
+
+def read_record(directory: str) -> Record | None:
+    try:
+        with open(os.path.join(directory, RECORD_NAME)) as handle:
+            data = json.load(handle)
+        if data.get("version") != RECORD_VERSION:
+            return None
+        return Record(
+            networks=fw.networks_from_record(data["networks"]),
+            publishes=fw.publishes_from_record(data["publishes"]),
+            render_digest=data["render_digest"],
+            listing_digest=data["listing_digest"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_atomically(path: str, text: str) -> None:
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def read_listeners() -> list[fw.Listener]:
+    """Every socket of this network namespace that holds a port."""
+    listeners: list[fw.Listener] = []
+    for name, protocol, version in (("tcp", "tcp", 4), ("tcp6", "tcp", 6), ("udp", "udp", 4), ("udp6", "udp", 6)):
+        text = _read(f"/proc/net/{name}")
+        if text:
+            listeners.extend(fw.parse_proc_net(text, protocol, version))
+    sctp = _read("/proc/net/sctp/eps")
+    if sctp:
+        listeners.extend(fw.parse_sctp_eps(sctp))
+    return listeners
+
+
+def socket_owners(inodes: set[int]) -> dict[int, str]:
+    """'pid 123 sshd' for each socket inode, from /proc/*/fd (only when a conflict is reported)."""
+    owners: dict[int, str] = {}
+    wanted = {f"socket:[{inode}]": inode for inode in inodes if inode}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    inode = wanted.get(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                    if inode is not None and inode not in owners:
+                        comm = (_read(f"/proc/{pid}/comm") or "?").strip()
+                        owners[inode] = f"pid {pid} {comm}"
+    return owners
+
+
+def read_port_range() -> tuple[int, int]:
+    text = _read(PORT_RANGE)
+    try:
+        low, high = (int(word) for word in (text or "").split())
+    except ValueError:
+        return fw.DEFAULT_PORT_RANGE
+    return low, high
+
+
+def route_localnet_path(bridge: str) -> str:
+    return f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"
+
+
+def _sysctl_setter(path: str, value: str) -> Callable[[], None]:
+    def write() -> None:
+        with open(path, "w") as handle:
+            handle.write(value)
+
+    return write
+
+
+def _publish_name(publish: fw.Publish) -> str:
+    if publish.auto:
+        return f"free port {publish.host_ip or fw.ANY}/{publish.protocol} -> {publish.target_text()}"
+    return publish.host_text()
+
+
+def _publish_fields(publish: fw.Publish) -> dict[str, Any]:
+    return {"host": publish.host_text(), "target": publish.target_text()}
+
+
+def _network_fields(network: fw.FirewallNetwork) -> dict[str, Any]:
+    fields = network.record()
+    del fields["bridge"]
+    return fields
+
+
+class FirewallResource:
+    """observe / plan / apply for the table `inet wharf` (and the user table `inet wharf-user`).
+
+    `networks` and `publishes` None: not managed by this call, the recorded ones stay. Otherwise
+    `state`/`exclusive` say how the listed items combine with the recorded ones (see
+    `_firewall.merge_publishes`). `state=absent` with neither list removes the table.
+    """
+
+    check_mode = False
+
+    def __init__(
+        self,
+        run: Runner,
+        networks: list[dict[str, Any]] | None,
+        publishes: list[dict[str, Any]] | None,
+        state: str = "present",
+        exclusive: bool = False,
+        nft_binary: str = "nft",
+        record_dir: str = RECORD_DIR,
+        report_listed: bool = False,
+    ):
+        errors: list[str] = []
+        self.listed_networks: list[fw.FirewallNetwork] | None = None
+        self.listed_publishes: list[fw.Publish] | None = None
+        for parse, items, attribute in (
+            (fw.parse_networks, networks, "listed_networks"),
+            (fw.parse_publishes, publishes, "listed_publishes"),
+        ):
+            if items is None:
+                continue
+            try:
+                setattr(self, attribute, parse(items))
+            except ValidationError as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise ValidationError(errors)
+        self.nft = Nft(run, nft_binary)
+        self.state = state
+        self.exclusive = exclusive
+        self.record_dir = record_dir
+        self.report_listed = report_listed
+        self.networks: list[fw.FirewallNetwork] = []
+        self.publishes: list[fw.Publish] = []
+        self.drift: str | None = None
+        self.rendered: str | None = None
+        self.remove_all = state == "absent" and networks is None and publishes is None
+
+    # --- desired state -------------------------------------------------------------------------------
+
+    def _desired(self, record: Record | None) -> None:
+        previous_networks = record.networks if record else []
+        previous_publishes = record.publishes if record else []
+        if self.remove_all:
+            return
+        networks = previous_networks
+        if self.listed_networks is not None:
+            networks = fw.merge_networks(previous_networks, self.listed_networks, self.state, self.exclusive)
+        publishes = previous_publishes
+        if self.listed_publishes is not None:
+            publishes = fw.merge_publishes(previous_publishes, self.listed_publishes, self.state, self.exclusive)
+        errors = fw.target_errors(networks, publishes)
+        if any(not n.icc for n in networks) and not os.path.exists(BRIDGE_NF_CALL):
+            bridges = ", ".join(n.bridge for n in networks if not n.icc)
+            errors.append(
+                f"networks with icc false ({bridges}) need the br_netfilter kernel module, so that traffic "
+                "bridged between containers passes the firewall: modprobe br_netfilter"
+            )
+        listeners = read_listeners()
+        owners = None
+        if any(listener.covers(p) for listener in listeners for p in publishes):
+            owners = socket_owners({listener.inode for listener in listeners})
+        try:
+            publishes = fw.resolve_publishes(publishes, previous_publishes, listeners, read_port_range(), owners)
+        except ValidationError as exc:
+            errors.extend(exc.errors)
+        if errors:
+            raise ValidationError(errors)
+        self.networks = networks
+        self.publishes = publishes
+        self.rendered = fw.render(networks, publishes)
+
+    # --- plan ----------------------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        record = read_record(self.record_dir)
+        self._desired(record)  # every input error and conflict, before anything is looked at or changed
+        plan = FirewallPlan()
+        tables = self.nft.tables()
+        ours = (fw.FAMILY, fw.TABLE) in tables
+        user_table_present = (fw.FAMILY, fw.USER_TABLE) in tables
+        live = self.nft.listing(fw.FAMILY, fw.TABLE) if ours else None
+        live_digest = fw.digest(fw.canonical_listing(live)) if live is not None else None
+
+        if self.remove_all:
+            self._plan_removal(plan, record, live is not None, user_table_present)
+            return plan
+        if live is not None and record is None and self.listed_networks is None:
+            # restoring from the publishes alone would drop the isolation of networks we know nothing of
+            raise WharfError(
+                f"nftables table '{TABLE_LABEL}' exists but {os.path.join(self.record_dir, RECORD_NAME)} is "
+                "missing, so the networks it governs are unknown: run wharf.network.firewall with networks first"
+            )
+
+        if live is None and record is not None:
+            self.drift = "missing: deleted, or the ruleset was flushed (a firewalld reload does that)"
+        elif live is not None and record is None:
+            self.drift = f"no record of what wharf.network applied ({os.path.join(self.record_dir, RECORD_NAME)})"
+        elif live is not None and record is not None and live_digest != record.listing_digest:
+            self.drift = "changed outside wharf.network"
+        render_digest = fw.digest(self.rendered or "")
+        replace_table = (
+            self.drift is not None or record is None or live is None or record.render_digest != render_digest
+        )
+
+        before_networks = record.networks if record else []
+        before_publishes = record.publishes if record else []
+        self._plan_items(plan, before_networks, before_publishes)
+        commits: list[Change] = []
+        if not user_table_present:
+            plan.add("nftables table", USER_TABLE_LABEL, "create", None, {"chains": "forward (empty)"}, _nothing)
+            commits.append(plan.changes[-1])
+        if replace_table:
+            after = {"digest": render_digest[:16]}
+            if self.drift is not None:
+                change = DriftChange("nftables table", TABLE_LABEL, "restore", {"state": self.drift}, after, _nothing)
+                change.reason = self.drift
+                plan.changes.append(change)
+                plan.table_before = self.nft.listing(fw.FAMILY, fw.TABLE, as_json=False) if live is not None else ""
+            else:
+                action = "create" if live is None else "update"
+                before = {"digest": record.render_digest[:16]} if record and live is not None else None
+                plan.add("nftables table", TABLE_LABEL, action, before, after, _nothing)
+                plan.table_before = _read(os.path.join(self.record_dir, RENDER_NAME)) or ""
+            plan.table_after = self.rendered
+            commits.append(plan.changes[-1])
+        if commits:
+            # every nftables change above goes to the kernel in the one transaction of the last of them
+            commits[-1].apply = lambda: self._commit(replace_table, not user_table_present)
+        self._plan_sysctls(plan)
+        self._plan_conntrack(plan, before_publishes, replace_whole=self.drift is not None or record is None)
+        return plan
+
+    def _plan_items(
+        self, plan: Plan, before_networks: list[fw.FirewallNetwork], before_publishes: list[fw.Publish]
+    ) -> None:
+        """One line per network and publish that changes; their rules go in with the table."""
+        old_networks = {n.bridge: n for n in before_networks}
+        new_networks = {n.bridge: n for n in self.networks}
+        for bridge in sorted(old_networks.keys() | new_networks.keys()):
+            old, new = old_networks.get(bridge), new_networks.get(bridge)
+            if old == new:
+                continue
+            before = _network_fields(old) if old else None
+            after = _network_fields(new) if new else None
+            action = "create" if old is None else "delete" if new is None else "update"
+            plan.add("firewall network", bridge, action, before, after, _nothing)
+        old_publishes = {p.key: p for p in before_publishes}
+        new_publishes = {p.key: p for p in self.publishes}
+        for key in sorted(old_publishes.keys() | new_publishes.keys(), key=str):
+            old, new = old_publishes.get(key), new_publishes.get(key)
+            if old is not None and new is not None and old.record() == new.record():
+                continue
+            before = _publish_fields(old) if old else None
+            after = _publish_fields(new) if new else None
+            action = "create" if old is None else "delete" if new is None else "update"
+            plan.add("publish", _publish_name(new or old), action, before, after, _nothing)  # type: ignore[arg-type]
+
+    def _plan_removal(self, plan: FirewallPlan, record: Record | None, present: bool, user_table: bool) -> None:
+        remove_user_table = False
+        if user_table:
+            listing = self.nft.listing(fw.FAMILY, fw.USER_TABLE)
+            remove_user_table = listing is not None and not fw.has_rules(listing)
+        if record is not None:
+            self._plan_items(plan, record.networks, record.publishes)
+        commits: list[Change] = []
+        if present:
+            plan.add("nftables table", TABLE_LABEL, "delete", {"state": "present"}, None, _nothing)
+            plan.table_before = self.nft.listing(fw.FAMILY, fw.TABLE, as_json=False) or ""
+            plan.table_after = ""
+            commits.append(plan.changes[-1])
+        if remove_user_table:
+            plan.add("nftables table", USER_TABLE_LABEL, "delete", {"rules": 0}, None, _nothing)
+            commits.append(plan.changes[-1])
+        if commits:
+            commits[-1].apply = lambda: self._remove(present, remove_user_table)
+        elif record is not None:
+            plan.add("firewall record", RECORD_NAME, "delete", {"state": "present"}, None, self._forget)
+
+    def _plan_sysctls(self, plan: Plan) -> None:
+        wanted = fw.needs_route_localnet(self.networks, self.publishes)
+        for network in sorted(self.networks, key=lambda n: n.bridge):
+            path = route_localnet_path(network.bridge)
+            current = _read(path)
+            if current is None:
+                continue  # the bridge does not exist (yet): nothing routes through it
+            value = "1" if network.bridge in wanted else "0"
+            if current.strip() != value:
+                name = f"net.ipv4.conf.{network.bridge}.route_localnet"
+                setter = _sysctl_setter(path, value)
+                plan.add("sysctl", name, "update", {"value": current.strip()}, {"value": value}, setter)
+        if any(not n.icc for n in self.networks):
+            current = (_read(BRIDGE_NF_CALL) or "").strip()
+            if current != "1":
+                name = "net.bridge.bridge-nf-call-iptables"
+                setter = _sysctl_setter(BRIDGE_NF_CALL, "1")
+                plan.add("sysctl", name, "update", {"value": current}, {"value": "1"}, setter)
+
+    def _plan_conntrack(self, plan: Plan, before: list[fw.Publish], replace_whole: bool) -> None:
+        """Stale UDP entries of every UDP host port whose mapping changed (all of them after drift: flows
+        that arrived while the table was missing have no NAT binding)."""
+        old = {p.host_key: p for p in before if p.protocol == "udp"}
+        new = {p.host_key: p for p in self.publishes if p.protocol == "udp"}
+        stale: list[fw.Publish] = []
+        for key in sorted(old.keys() | new.keys(), key=str):
+            was, now = old.get(key), new.get(key)
+            if now is not None and (replace_whole or was is None or was.record() != now.record()):
+                stale.append(now)
+            elif now is None and was is not None:
+                stale.append(was)
+        for publish in stale:
+            plan.add(
+                "conntrack",
+                f"udp {publish.host_text().removesuffix('/udp')}",
+                "flush",
+                None,
+                {"reason": "UDP mapping changed: stale entries would keep the old NAT"},
+                _flusher(publish),
+            )
+
+    # --- apply ---------------------------------------------------------------------------------------
+
+    def _commit(self, replace_table: bool, create_user_table: bool) -> None:
+        self.nft.apply(
+            fw.transaction(self.rendered, replace=replace_table, user_table="create" if create_user_table else None)
+        )
+        if replace_table and self.rendered is not None:
+            live = self.nft.listing(fw.FAMILY, fw.TABLE)
+            if live is None:
+                raise WharfError(f"nftables table '{TABLE_LABEL}': missing right after the transaction")
+            listing_digest = fw.digest(fw.canonical_listing(live))
+            record = Record(self.networks, self.publishes, fw.digest(self.rendered), listing_digest)
+            os.makedirs(self.record_dir, mode=0o755, exist_ok=True)
+            _write_atomically(os.path.join(self.record_dir, RENDER_NAME), self.rendered)
+            _write_atomically(os.path.join(self.record_dir, RECORD_NAME), record.as_json())
+
+    def _remove(self, table: bool, user_table: bool) -> None:
+        self.nft.apply(fw.transaction(None, replace=table, user_table="delete" if user_table else None))
+        self._forget()
+
+    def _forget(self) -> None:
+        for name in (RECORD_NAME, RENDER_NAME):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.record_dir, name))
+
+    # --- report --------------------------------------------------------------------------------------
+
+    def report(self) -> Any:
+        if self.report_listed:
+            # the listed publishes as applied: a free-port request shows the port it got
+            by_target = {p.target_key: p for p in self.publishes if p.auto}
+            rows = []
+            for publish in self.listed_publishes or []:
+                resolved = by_target.get(publish.target_key) if publish.published is None else publish
+                rows.append({**(resolved or publish).record(), "state": self.state})
+            return rows
+        return {
+            "table": TABLE_LABEL,
+            "user_table": USER_TABLE_LABEL,
+            "drift": self.drift,
+            "networks": [n.record() for n in self.networks],
+            "publishes": [p.record() for p in self.publishes],
+        }
+
+
+def _nothing() -> None:
+    """The change goes to the kernel with the table's transaction."""
+
+
+def _flusher(publish: fw.Publish) -> Callable[[], None]:
+    first, last = publish.published or (0, -1)
+    host_ip = publish.host_ip
+
+    def matches(entry: _conntrack.Entry) -> bool:
+        if entry.protocol != _conntrack.IPPROTO["udp"] or not first <= entry.destination_port <= last:
+            return False
+        return host_ip is None or entry.destination == host_ip
+
+    def flush() -> None:
+        _conntrack.delete_entries(matches)
+
+    return flush
