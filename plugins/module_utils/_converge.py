@@ -12,6 +12,7 @@ people who build by hand; the role uses this.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +51,8 @@ class ConvergeResult:
             self.after.append(diff["after"])
 
 
-Step = tuple  # (step name, a callable building the resource from the sockets)
+# (step name, a callable building the resource from the run's sockets)
+Step = tuple[str, Callable[[NamespaceSockets], Any]]
 
 
 def host_steps(items: dict[str, Any]) -> list[Step]:

@@ -26,7 +26,6 @@ from ansible_collections.wharf.network.plugins.module_utils._rtnl import (
 )
 
 KIND = "bridge"
-MANAGED_FIELDS = ("mtu", "mac", "stp", "vlan_filtering", "up", "forwarding")
 
 
 @dataclass

@@ -148,7 +148,8 @@ def _route_from_message(msg: RouteMessage) -> Route | None:
 
 
 def _main_routes(rtnl: Rtnl) -> list[RouteMessage]:
-    return [r for family in (socket.AF_INET, socket.AF_INET6) for r in rtnl.routes(family) if r.type == RTN_UNICAST]
+    """Unicast routes of the main table, both families in one dump."""
+    return [r for r in rtnl.routes(socket.AF_UNSPEC) if r.type == RTN_UNICAST]
 
 
 def _canonical_metric(family: int, metric: int | None) -> int | None:

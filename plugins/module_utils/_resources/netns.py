@@ -200,8 +200,8 @@ class NetnsResource(Resource):
     def observe(self, name: str, spec: NamespaceSpec | None) -> ObservedNamespace | None:
         if not nl.netns_exists(name):
             return None
-        owned = owns(name)
         mark = read_mark(name)
+        owned = mark is not None and mark[0] == _inode(nl.netns_path(name))
         shared_with = mark[1] if mark else None
         if spec is None or not owned or spec.share_with is not None or shared_with is not None:
             return ObservedNamespace(name, owned, True, None, {}, _inode(nl.netns_path(name)), shared_with)
