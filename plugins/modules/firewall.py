@@ -167,7 +167,7 @@ firewall:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.wharf.network.plugins.module_utils._module import COMMON_ARGUMENT_SPEC, run_resource
-from ansible_collections.wharf.network.plugins.module_utils._resources.firewall import FirewallResource
+from ansible_collections.wharf.network.plugins.module_utils._resources.firewall import PUBLISH_OPTIONS, FirewallResource
 
 NETWORK_OPTIONS = {
     "bridge": {"type": "str", "required": True},
@@ -175,14 +175,6 @@ NETWORK_OPTIONS = {
     "internal": {"type": "bool", "default": False},
     "icc": {"type": "bool", "default": True},
     "masquerade": {"type": "bool", "default": True},
-}
-PUBLISH_OPTIONS = {
-    "address": {"type": "str", "required": True},
-    "port": {"type": "str"},
-    "host_ip": {"type": "str"},
-    "published": {"type": "raw"},
-    "target": {"type": "raw"},
-    "protocol": {"type": "str", "choices": ["tcp", "udp", "sctp"]},
 }
 
 

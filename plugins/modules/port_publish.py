@@ -106,16 +106,7 @@ publishes:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.wharf.network.plugins.module_utils._module import COMMON_ARGUMENT_SPEC, run_resource
-from ansible_collections.wharf.network.plugins.module_utils._resources.firewall import FirewallResource
-
-PUBLISH_OPTIONS = {
-    "address": {"type": "str", "required": True},
-    "port": {"type": "str"},
-    "host_ip": {"type": "str"},
-    "published": {"type": "raw"},
-    "target": {"type": "raw"},
-    "protocol": {"type": "str", "choices": ["tcp", "udp", "sctp"]},
-}
+from ansible_collections.wharf.network.plugins.module_utils._resources.firewall import PUBLISH_OPTIONS, FirewallResource
 
 
 def main() -> None:

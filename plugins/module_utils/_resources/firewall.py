@@ -38,6 +38,16 @@ from ansible_collections.wharf.network.plugins.module_utils._plan import Change,
 RECORD_DIR = "/run/wharf"
 RECORD_NAME = "firewall.json"
 RENDER_NAME = "firewall.nft"
+
+# argument_spec suboptions of one publish, shared by the firewall and port_publish modules
+PUBLISH_OPTIONS = {
+    "address": {"type": "str", "required": True},
+    "port": {"type": "str"},
+    "host_ip": {"type": "str"},
+    "published": {"type": "raw"},
+    "target": {"type": "raw"},
+    "protocol": {"type": "str", "choices": ["tcp", "udp", "sctp"]},
+}
 RECORD_VERSION = 1
 BRIDGE_NF_CALL = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
