@@ -1,0 +1,812 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""wharf.network's embedded DNS resolver: the daemon, one per host namespace (also a program, see ``main``).
+
+It answers on UDP and TCP port 53 of each network gateway listed in the state file that ``container_dns`` writes
+(``_dns_state.resolver_state``), and chooses every answer by **who asks**: the source address gives the asker's
+view (the names of the networks it is on). Names of the view are answered locally (A, PTR; NODATA for every other
+type of a known name, never forwarded: moby#35118); topology names outside the view get NXDOMAIN; everything else
+goes to the asker's upstream servers, unless the asker's address is on an ``internal`` network (REFUSED then,
+nothing ever leaves: CVE-2024-29018).
+
+Speed: at reload every answer of every view is rendered to wire format once (dnspython), per (lowercased
+question name, type) with and without EDNS, split into header and body around the question. The per-query path is
+a plain non-blocking socket loop (``selectors``): check the header bytes, look the question up, then send
+``query id + precomputed header + the question as the client wrote it (its 0x20 case) + precomputed body``.
+Several addresses for one name are precomputed in every rotation and handed out in turn (round robin). Everything
+else (malformed or unusual queries, forwarding, TCP) takes the slow path, which uses dnspython.
+
+Reload (SIGHUP, or a new state file under systemd's ExecReload) builds the new tables aside and swaps them in one
+assignment: queries are never dropped (they wait in the socket buffers meanwhile). A state file that does not
+load keeps the last good tables; the outcome goes to the status file (``loaded`` = sha256 of the state file
+loaded, ``error``), which the module reads to confirm a reload.
+
+Standard library and dnspython only: the module copies this file to the host and runs it with its own Python.
+
+    python _dns_server.py serve --state STATE.json --status STATUS.json
+    python _dns_server.py supervise --state ... --status ... --pidfile PIDFILE --log LOG
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import heapq
+import ipaddress
+import itertools
+import json
+import os
+import random
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    import dns.exception
+    import dns.flags
+    import dns.message
+    import dns.name
+    import dns.opcode
+    import dns.rcode
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.reversename
+    import dns.rrset
+except ImportError:  # the module checks for dnspython before it starts the daemon and says how to get it
+    dns = None
+
+PORT = 53
+OUR_PAYLOAD = 1232  # EDNS UDP payload we advertise (DNS flag day 2020)
+PLAIN_UDP = 512
+FORWARD_ATTEMPT_TIMEOUT = 1.5  # seconds per upstream server
+FORWARD_BUDGET = 3.5  # seconds for all attempts: below glibc's 5 s timeout, so the client gets SERVFAIL, not silence
+MAX_IN_FLIGHT = 512  # forwarded queries waiting for an upstream; beyond that SERVFAIL at once
+MAX_TCP_CLIENTS = 64
+TCP_IDLE_TIMEOUT = 5.0
+RECV_BUFFER = 4 << 20
+PRECOMPUTED_TYPES = ("A", "AAAA", "HTTPS")  # HTTPS: asked by recent curl and browsers next to A and AAAA
+MAX_ROTATIONS = 16
+DRAIN = 256  # datagrams read per readiness event before the loop looks at other sockets
+IP_FREEBIND = 15
+
+_HDR_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00"  # QDCOUNT=1, ANCOUNT=0, NSCOUNT=0, ARCOUNT high byte 0
+
+
+class StateError(ValueError):
+    """The state file cannot be loaded; the message says why."""
+
+
+@dataclass
+class View:
+    """One view: the precomputed answers and what the slow path needs to answer the rest."""
+
+    answers: dict[bytes, tuple[Any, ...]]
+    names: dict[str, list[str]]
+    reverse: dict[str, str]
+    known_wire: frozenset[bytes] = frozenset()  # every name of the view, lowercased wire format
+
+
+@dataclass
+class Client:
+    """What one asker gets: its view, and where its other questions go (None: never forwarded)."""
+
+    view: View
+    upstreams: tuple[str, ...] | None
+
+
+@dataclass
+class Tables:
+    """Everything a reload builds; swapped in with one assignment."""
+
+    clients: dict[str, Client]
+    subnets: list[tuple[ipaddress.IPv4Network, Client]]
+    hidden: frozenset[str]
+    hidden_wire: frozenset[bytes]
+    hidden_subnets: tuple[ipaddress.IPv4Network, ...]
+    listen: tuple[str, ...]
+    ttl: int
+    digest: str
+    answers_count: int = 0
+
+
+# --- precomputing answers ---------------------------------------------------------------------------------
+
+
+def _split(wire: bytes, qlen: int) -> tuple[bytes, bytes]:
+    """(bytes 4..12: the counts; the body after the question)."""
+    return wire[4:12], wire[12 + qlen :]
+
+
+def _entry(responses: list[dns.message.Message], qlen: int) -> tuple[Any, ...]:
+    """The table entry of one question: headers by (EDNS, RD), the rotations of the body, the TC fallbacks.
+
+    Layout (the hot path indexes it): 0/1 header without EDNS for RD=0/1, 2/3 header with EDNS, 4 a cycle of
+    (body, body with OPT), 5/6 TC header with EDNS, 7 the OPT record alone.
+    """
+    bodies = []
+    counts = counts_e = b""
+    rcode = responses[0].rcode()
+    for response in responses:
+        plain = response.to_wire()
+        response.use_edns(0, payload=OUR_PAYLOAD)
+        with_opt = response.to_wire()
+        response.use_edns(False)
+        counts, body = _split(plain, qlen)
+        counts_e, body_e = _split(with_opt, qlen)
+        bodies.append((body, body_e))
+    flags3 = bytes((0x80 | rcode,))  # RA, rcode
+    plain_fits = 12 + qlen + len(bodies[0][0]) <= PLAIN_UDP
+    if plain_fits:
+        h0, h1 = b"\x80" + flags3 + counts, b"\x81" + flags3 + counts
+    else:  # too big for 512 bytes without EDNS: TC, question only (the client retries over TCP)
+        h0, h1 = b"\x82" + flags3 + _HDR_PLAIN + b"\x00", b"\x83" + flags3 + _HDR_PLAIN + b"\x00"
+        bodies = [(b"", body_e) for _, body_e in bodies]
+    opt = bodies[0][1][len(bodies[0][1]) - 11 :]  # the OPT RR we appended is the last 11 bytes
+    return (
+        h0,
+        h1,
+        b"\x80" + flags3 + counts_e,
+        b"\x81" + flags3 + counts_e,
+        itertools.cycle(bodies),
+        b"\x82" + flags3 + _HDR_PLAIN + b"\x01",
+        b"\x83" + flags3 + _HDR_PLAIN + b"\x01",
+        opt,
+    )
+
+
+def _response(name: dns.name.Name, rdtype: int, rcode: int = 0) -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype)
+    query.flags = 0
+    response = dns.message.make_response(query)
+    response.flags = dns.flags.QR | dns.flags.RA
+    response.set_rcode(rcode)
+    return response
+
+
+def _local_rrsets(view: View, text: str, rdtype: int, ttl: int) -> list[dns.rrset.RRset] | None:
+    """Answers of the view for a name (None when the view does not know the name); [] is NODATA."""
+    addresses = view.names.get(text)
+    if addresses is not None:
+        if rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
+            return [dns.rrset.from_text_list(text + ".", ttl, "IN", "A", addresses)]
+        return []
+    target = view.reverse.get(text)
+    if target is not None:
+        if rdtype in (dns.rdatatype.PTR, dns.rdatatype.ANY):
+            return [dns.rrset.from_text(text + ".", ttl, "IN", "PTR", target + ".")]
+        return []
+    return None
+
+
+def _build_view(spec: dict[str, Any], hidden: frozenset[str], ttl: int) -> View:
+    names = {str(k): [str(a) for a in v] for k, v in spec["names"].items()}
+    reverse = {str(k): str(v) for k, v in spec["reverse"].items()}
+    view = View({}, names, reverse, frozenset(dns.name.from_text(n).to_wire() for n in [*names, *reverse]))
+    for text, addresses in names.items():
+        name = dns.name.from_text(text)
+        qlen = len(name.to_wire()) + 4
+        order = list(addresses)
+        random.shuffle(order)
+        rotations = [order[i:] + order[:i] for i in range(min(len(order), MAX_ROTATIONS))]
+        responses = []
+        for rotation in rotations:
+            response = _response(name, dns.rdatatype.A)
+            response.answer.append(dns.rrset.from_text_list(name, ttl, "IN", "A", rotation))
+            responses.append(response)
+        wire_name = name.to_wire()
+        view.answers[wire_name + b"\x00\x01\x00\x01"] = _entry(responses, qlen)
+        for rdtype in PRECOMPUTED_TYPES[1:]:
+            code = dns.rdatatype.from_text(rdtype)
+            view.answers[wire_name + code.to_bytes(2, "big") + b"\x00\x01"] = _entry([_response(name, code)], qlen)
+    for text, target in reverse.items():
+        name = dns.name.from_text(text)
+        response = _response(name, dns.rdatatype.PTR)
+        response.answer.append(dns.rrset.from_text(name, ttl, "IN", "PTR", target + "."))
+        view.answers[name.to_wire() + b"\x00\x0c\x00\x01"] = _entry([response], len(name.to_wire()) + 4)
+    for text in hidden:
+        if text in names:
+            continue
+        name = dns.name.from_text(text)
+        for rdtype in PRECOMPUTED_TYPES:
+            code = dns.rdatatype.from_text(rdtype)
+            view.answers[name.to_wire() + code.to_bytes(2, "big") + b"\x00\x01"] = _entry(
+                [_response(name, code, dns.rcode.NXDOMAIN)], len(name.to_wire()) + 4
+            )
+    return view
+
+
+def load_tables(raw: bytes) -> Tables:
+    """Parse and precompute a state file's content. Raises StateError with the reason."""
+    try:
+        state = json.loads(raw)
+        if not isinstance(state, dict) or state.get("format") != 1:
+            raise StateError("not a wharf.network resolver state of format 1")
+        ttl = int(state.get("ttl", 600))
+        hidden = frozenset(str(n) for n in state.get("hidden", []))
+        views = {key: _build_view(spec, hidden, ttl) for key, spec in state["views"].items()}
+
+        def client(spec: dict[str, Any], upstreams: list[str]) -> Client:
+            return Client(views[spec["view"]], tuple(upstreams) if spec.get("forward", True) else None)
+
+        clients = {
+            str(ipaddress.IPv4Address(addr)): client(spec, spec.get("upstreams", []))
+            for addr, spec in state.get("clients", {}).items()
+        }
+        subnets = [
+            (ipaddress.IPv4Network(net), client(spec, state.get("upstreams", [])))
+            for net, spec in state.get("subnets", {}).items()
+        ]
+        return Tables(
+            clients=clients,
+            subnets=subnets,
+            hidden=hidden,
+            hidden_wire=frozenset(dns.name.from_text(n).to_wire() for n in hidden),
+            hidden_subnets=tuple(ipaddress.ip_network(n) for n in state.get("hidden_subnets", [])),
+            listen=tuple(str(ipaddress.IPv4Address(a)) for a in state.get("listen", [])),
+            ttl=ttl,
+            digest=hashlib.sha256(raw).hexdigest(),
+            answers_count=sum(len(v.answers) for v in views.values()),
+        )
+    except StateError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, dns.exception.DNSException) as exc:
+        raise StateError(f"{type(exc).__name__}: {exc}") from None
+
+
+# --- the server -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Forward:
+    """A query waiting for an upstream answer."""
+
+    servfail: bytes  # the answer when every upstream fails
+    data: bytes
+    reply_sock: socket.socket
+    client_addr: Any
+    upstreams: tuple[str, ...]
+    started: float
+    attempt: int = 0
+    sock: socket.socket | None = None
+    wire_id: bytes = b""
+    done: bool = False
+
+
+class Server:
+    """The resolver: listening sockets, the current tables, forwarded queries in flight."""
+
+    def __init__(self, state_path: str, status_path: str, log: Any = sys.stderr):
+        self.state_path = state_path
+        self.status_path = status_path
+        self.log = log
+        self.tables: Tables | None = None
+        self.selector = selectors.DefaultSelector()
+        self.udp: dict[str, socket.socket] = {}
+        self.tcp: dict[str, socket.socket] = {}
+        self.pending: list[tuple[float, int, _Forward, int]] = []  # heap: (deadline, seq, job, attempt)
+        self.in_flight = 0
+        self.seq = itertools.count()
+        self.tcp_slots = threading.BoundedSemaphore(MAX_TCP_CLIENTS)
+        self.reload_wanted = True
+        self.running = True
+        self.last_error: str | None = None
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
+
+    # --- state ---
+
+    def say(self, message: str) -> None:
+        print(f"wharf-dns[{os.getpid()}]: {message}", file=self.log, flush=True)
+
+    def reload(self) -> None:
+        """Load the state file; on failure keep the current tables and report the error."""
+        self.reload_wanted = False
+        try:
+            with open(self.state_path, "rb") as handle:
+                raw = handle.read()
+            tables = load_tables(raw)
+        except (OSError, StateError) as exc:
+            self.last_error = f"state {self.state_path} not loaded, keeping the last good one: {exc}"
+            self.say(self.last_error)
+            self.write_status()
+            return
+        self.last_error = None
+        self.tables = tables
+        self.listen_on(tables.listen)
+        self.say(f"loaded {tables.digest[:12]}: {len(tables.clients)} clients, {tables.answers_count} answers")
+        self.write_status()
+
+    def write_status(self) -> None:
+        status = {
+            "pid": os.getpid(),
+            "loaded": self.tables.digest if self.tables else None,
+            "error": self.last_error,
+            "listen": sorted(self.udp),
+            "time": time.time(),
+        }
+        tmp = f"{self.status_path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(status, handle)
+            os.replace(tmp, self.status_path)
+        except OSError as exc:
+            self.say(f"cannot write status {self.status_path}: {exc}")
+
+    def listen_on(self, addresses: tuple[str, ...]) -> None:
+        wanted = set(addresses)
+        for address in sorted(set(self.udp) - wanted):
+            for table in (self.udp, self.tcp):
+                sock = table.pop(address, None)
+                if sock is not None:
+                    self.selector.unregister(sock)
+                    sock.close()
+        errors = []
+        for address in sorted(wanted - set(self.udp)):
+            try:
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                udp.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+                udp.bind((address, PORT))
+                udp.setblocking(False)
+                tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                tcp.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+                tcp.bind((address, PORT))
+                tcp.listen(128)
+                tcp.setblocking(False)
+            except OSError as exc:
+                errors.append(f"cannot listen on {address}:{PORT}: {exc}")
+                continue
+            self.udp[address], self.tcp[address] = udp, tcp
+            self.selector.register(udp, selectors.EVENT_READ, ("udp", udp))
+            self.selector.register(tcp, selectors.EVENT_READ, ("tcp", tcp))
+        if errors:
+            self.last_error = "; ".join(errors)
+            self.say(self.last_error)
+
+    # --- main loop ---
+
+    def run(self) -> None:
+        signal.signal(signal.SIGHUP, self._on_hup)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        while self.running:
+            if self.reload_wanted:
+                self.reload()
+            timeout = None
+            if self.pending:
+                timeout = max(0.0, self.pending[0][0] - time.monotonic())
+            for key, _mask in self.selector.select(timeout):
+                kind, sock = key.data
+                try:
+                    if kind == "udp":
+                        self.serve_udp(sock)
+                    elif kind == "up":
+                        self.upstream_answer(sock)
+                    elif kind == "tcp":
+                        self.accept_tcp(sock)
+                    else:
+                        self._drain_wake()
+                except Exception as exc:
+                    self.say(f"error serving {kind}: {type(exc).__name__}: {exc}")
+            if self.pending:
+                self.expire()
+
+    def _on_hup(self, signum: int, frame: Any) -> None:
+        self.reload_wanted = True
+        self._wake()
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.running = False
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self.wake_w.send(b"x")
+
+    def _drain_wake(self) -> None:
+        try:
+            while self.wake_r.recv(512):
+                pass
+        except OSError:
+            pass
+
+    def client_for(self, address: str) -> Client | None:
+        tables = self.tables
+        if tables is None:
+            return None
+        found = tables.clients.get(address)
+        if found is not None:
+            return found
+        try:
+            ip = ipaddress.IPv4Address(address)
+        except ValueError:
+            return None
+        return next((c for net, c in tables.subnets if ip in net), None)
+
+    def serve_udp(self, sock: socket.socket) -> None:
+        """The hot path: read every waiting datagram and answer what the tables hold at once."""
+        recv, send = sock.recvfrom, sock.sendto
+        tables = self.tables
+        clients = tables.clients if tables is not None else {}
+        for _ in range(DRAIN):
+            try:
+                data, addr = recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            try:
+                client = clients.get(addr[0])
+                if client is not None and data[4:11] == _HDR_PLAIN and data[2] < 2:
+                    end = data.find(b"\x00", 12)
+                    qend = end + 5
+                    wire_name = data[12:end].lower()
+                    entry = client.view.answers.get(wire_name + data[end:qend]) if end > 12 else None
+                    n = len(data)
+                    if entry is None:
+                        if end > 12 and self.miss(sock, data, addr, client, wire_name, end, qend, n):
+                            continue
+                    elif data[11] == 0 and n == qend:
+                        send(data[:2] + entry[data[2]] + data[12:qend] + next(entry[4])[0], addr)
+                        continue
+                    elif _edns_ok(data, qend, n):
+                        body = next(entry[4])[1]
+                        payload = (data[qend + 3] << 8) | data[qend + 4]
+                        if qend + len(body) <= max(payload, PLAIN_UDP):
+                            send(data[:2] + entry[2 + data[2]] + data[12:qend] + body, addr)
+                        else:
+                            send(data[:2] + entry[5 + data[2]] + data[12:qend] + entry[7], addr)
+                        continue
+                self.slow_udp(sock, data, addr, client)
+            except Exception as exc:
+                self.say(f"dropped a query from {addr[0]}: {type(exc).__name__}: {exc}")
+
+    def miss(
+        self, sock: socket.socket, data: bytes, addr: Any, client: Client, wire_name: bytes, end: int, qend: int, n: int
+    ) -> bool:
+        """A well-formed question the tables do not hold: answer NXDOMAIN for an unknown single label, forward an
+        ordinary name, both without parsing the message. False: leave it to the slow path."""
+        if data[11] == 0 and n == qend:
+            edns = False
+        elif _edns_ok(data, qend, n):
+            edns = True
+        else:
+            return False
+        if data[12] == end - 13:  # one label
+            if wire_name in client.view.known_wire:
+                return False  # NODATA for a type the tables do not hold
+            sock.sendto(_raw_reply(data, qend, edns, dns.rcode.NXDOMAIN), addr)
+            return True
+        tables = self.tables
+        if (
+            not client.upstreams
+            or data[qend - 2 : qend] != b"\x00\x01"
+            or wire_name in client.view.known_wire
+            or wire_name in tables.hidden_wire
+            or wire_name.endswith(b"\x04arpa\x00")
+        ):
+            return False
+        self.forward(_raw_reply(data, qend, edns, dns.rcode.SERVFAIL), data, sock, addr, client.upstreams)
+        return True
+
+    # --- slow path ---
+
+    def answer(self, data: bytes, client: Client | None, limit: int) -> tuple[bytes | None, Any]:
+        """Answer a query the hot path did not: (wire, None) to send, (None, query) to forward, (None, None) to
+        drop. ``limit`` is the transport's size (65535 over TCP)."""
+        if len(data) < 12 or data[2] & 0x80:
+            return None, None  # not even a header, or a response: nothing to answer
+        try:
+            query = dns.message.from_wire(data)
+        except dns.message.ShortHeader:
+            return None, None
+        except dns.exception.DNSException:
+            return _formerr(data), None
+        if query.opcode() != dns.opcode.QUERY:
+            return self.render(query, dns.rcode.NOTIMP, [], limit), None
+        if len(query.question) != 1:
+            return self.render(query, dns.rcode.FORMERR, [], limit), None
+        if client is None:
+            return self.render(query, dns.rcode.REFUSED, [], limit), None
+        tables = self.tables
+        question = query.question[0]
+        text = question.name.to_text(omit_final_dot=True).lower()
+        if question.rdclass == dns.rdataclass.IN:
+            rrsets = _local_rrsets(client.view, text, question.rdtype, tables.ttl)
+            if rrsets is not None:
+                return self.render(query, dns.rcode.NOERROR, rrsets, limit), None
+            if self.is_hidden(text):
+                return self.render(query, dns.rcode.NXDOMAIN, [], limit), None
+        if client.upstreams is None:
+            return self.render(query, dns.rcode.REFUSED, [], limit), None
+        if not client.upstreams:
+            return self.render(query, dns.rcode.SERVFAIL, [], limit), None
+        return None, query
+
+    def is_hidden(self, text: str) -> bool:
+        """Names that must never reach an upstream server: the topology's, single labels, its reverse names."""
+        tables = self.tables
+        if text in tables.hidden or "." not in text:
+            return True
+        if text.endswith(".in-addr.arpa"):
+            try:
+                address = ipaddress.ip_address(dns.reversename.to_address(dns.name.from_text(text)))
+            except (dns.exception.DNSException, ValueError):
+                return False
+            return any(address in net for net in tables.hidden_subnets)
+        return False
+
+    def render(self, query: Any, rcode: int, rrsets: list[Any], limit: int) -> bytes:
+        response = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
+        response.flags |= dns.flags.RA
+        response.flags &= ~dns.flags.AA
+        response.set_rcode(rcode)
+        response.answer.extend(rrsets)
+        if query.edns >= 0:
+            limit = min(limit, max(PLAIN_UDP, query.payload))
+        elif limit < 65535:
+            limit = PLAIN_UDP
+        try:
+            return response.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            response.answer.clear()
+            response.flags |= dns.flags.TC
+            return response.to_wire(max_size=limit)
+
+    def slow_udp(self, sock: socket.socket, data: bytes, addr: Any, client: Client | None) -> None:
+        if client is None:
+            client = self.client_for(addr[0])
+        wire, query = self.answer(data, client, PLAIN_UDP)
+        if wire is not None:
+            sock.sendto(wire, addr)
+        elif query is not None:
+            self.forward(self.render(query, dns.rcode.SERVFAIL, [], PLAIN_UDP), data, sock, addr, client.upstreams)
+
+    # --- forwarding over UDP, non-blocking ---
+
+    def forward(self, servfail: bytes, data: bytes, sock: socket.socket, addr: Any, upstreams: tuple[str, ...]) -> None:
+        if self.in_flight >= MAX_IN_FLIGHT:
+            sock.sendto(servfail, addr)
+            return
+        now = time.monotonic()
+        job = _Forward(servfail, data, sock, addr, upstreams, started=now)
+        self.in_flight += 1
+        self.try_upstream(job, now)
+
+    def try_upstream(self, job: _Forward, now: float) -> None:
+        while job.attempt < len(job.upstreams) and now - job.started < FORWARD_BUDGET:
+            server = job.upstreams[job.attempt]
+            job.attempt += 1
+            try:
+                family = socket.AF_INET6 if ":" in server else socket.AF_INET
+                up = socket.socket(family, socket.SOCK_DGRAM)
+                up.setblocking(False)
+                up.connect((server, PORT))
+                job.wire_id = random.getrandbits(16).to_bytes(2, "big")
+                up.send(job.wire_id + job.data[2:])
+            except OSError as exc:
+                self.say(f"upstream {server}: {exc}")
+                up.close()
+                continue
+            job.sock = up
+            deadline = min(now + FORWARD_ATTEMPT_TIMEOUT, job.started + FORWARD_BUDGET)
+            self.selector.register(up, selectors.EVENT_READ, ("up", (up, job)))
+            heapq.heappush(self.pending, (deadline, next(self.seq), job, job.attempt))
+            return
+        self.finish(job, job.servfail)
+
+    def finish(self, job: _Forward, wire: bytes) -> None:
+        job.done = True
+        self.in_flight -= 1
+        try:
+            job.reply_sock.sendto(wire, job.client_addr)
+        except OSError as exc:
+            self.say(f"cannot answer {job.client_addr[0]}: {exc}")
+
+    def _close_upstream(self, job: _Forward) -> None:
+        if job.sock is not None:
+            self.selector.unregister(job.sock)
+            job.sock.close()
+            job.sock = None
+
+    def upstream_answer(self, pair: tuple[socket.socket, _Forward]) -> None:
+        up, job = pair
+        try:
+            wire = up.recv(65535)
+        except OSError:
+            wire = b""  # e.g. ICMP port unreachable: try the next server at once
+        if len(wire) >= 12 and wire[:2] == job.wire_id:
+            self._close_upstream(job)
+            self.finish(job, job.data[:2] + wire[2:])
+        elif not wire:
+            self._close_upstream(job)
+            self.try_upstream(job, time.monotonic())
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        while self.pending:
+            deadline, _seq, job, attempt = self.pending[0]
+            stale = job.done or job.attempt != attempt
+            if not stale and deadline > now:
+                return
+            heapq.heappop(self.pending)
+            if not stale:
+                self._close_upstream(job)
+                self.try_upstream(job, now)
+
+    # --- TCP: a thread per connection (the slow transport, used after TC) ---
+
+    def accept_tcp(self, listener: socket.socket) -> None:
+        try:
+            conn, addr = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        if not self.tcp_slots.acquire(blocking=False):
+            conn.close()
+            return
+        threading.Thread(target=self.serve_tcp, args=(conn, addr), daemon=True).start()
+
+    def serve_tcp(self, conn: socket.socket, addr: Any) -> None:
+        try:
+            conn.setblocking(True)
+            conn.settimeout(TCP_IDLE_TIMEOUT)
+            client = self.client_for(addr[0])
+            while True:
+                size = _recv_exact(conn, 2)
+                if size is None:
+                    return
+                data = _recv_exact(conn, int.from_bytes(size, "big"))
+                if data is None:
+                    return
+                wire, query = self.answer(data, client, 65535)
+                if wire is None and query is not None:
+                    wire = self.forward_blocking(query, data, client.upstreams)
+                if wire is None:
+                    return
+                conn.sendall(len(wire).to_bytes(2, "big") + wire)
+        except OSError:
+            return
+        except Exception as exc:
+            self.say(f"tcp client {addr[0]}: {type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+            self.tcp_slots.release()
+
+    def forward_blocking(self, query: Any, data: bytes, upstreams: tuple[str, ...]) -> bytes:
+        """Forward over TCP (the client came over TCP, usually after a truncated answer)."""
+        started = time.monotonic()
+        for server in upstreams:
+            remaining = FORWARD_BUDGET - (time.monotonic() - started)
+            if remaining <= 0:
+                break
+            try:
+                family = socket.AF_INET6 if ":" in server else socket.AF_INET
+                with socket.socket(family, socket.SOCK_STREAM) as up:
+                    up.settimeout(min(FORWARD_ATTEMPT_TIMEOUT, remaining))
+                    up.connect((server, PORT))
+                    up.sendall(len(data).to_bytes(2, "big") + data)
+                    size = _recv_exact(up, 2)
+                    wire = _recv_exact(up, int.from_bytes(size, "big")) if size else None
+                if wire and len(wire) >= 12:
+                    return data[:2] + wire[2:]
+            except OSError:
+                continue
+        return self.render(query, dns.rcode.SERVFAIL, [], 65535)
+
+
+def _recv_exact(conn: socket.socket, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = conn.recv(size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+_OPT = b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
+
+
+def _edns_ok(data: bytes, qend: int, n: int) -> bool:
+    """The query's additional section is exactly one EDNS(0) OPT record (the only form the fast path takes)."""
+    return (
+        data[11] == 1
+        and n >= qend + 11
+        and data[qend : qend + 3] == b"\x00\x00\x29"
+        and data[qend + 6] == 0
+        and n == qend + 11 + ((data[qend + 9] << 8) | data[qend + 10])
+    )
+
+
+def _raw_reply(data: bytes, qend: int, edns: bool, rcode: int) -> bytes:
+    """A reply without records (NXDOMAIN, SERVFAIL) built from the query's own bytes."""
+    header = bytes((0x80 | (data[2] & 1), 0x80 | rcode)) + _HDR_PLAIN + (b"\x01" if edns else b"\x00")
+    return data[:2] + header + data[12:qend] + (_OPT if edns else b"")
+
+
+def _formerr(data: bytes) -> bytes:
+    """FORMERR for a query whose header parses but whose body does not: the header alone, counts zero."""
+    return data[:2] + bytes((0x80 | (data[2] & 0x79), 0x81)) + b"\x00" * 8
+
+
+# --- running it ----------------------------------------------------------------------------------------------
+
+
+def supervise(args: argparse.Namespace) -> int:
+    """Run the server as a child and restart it when it dies; SIGHUP is passed on (reload), SIGTERM stops both.
+
+    The pidfile holds the supervisor's pid; it is written once the first child runs."""
+    stop = threading.Event()
+    hup = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    signal.signal(signal.SIGHUP, lambda *a: hup.set())
+    argv = [sys.executable, os.path.abspath(__file__), "serve", "--state", args.state, "--status", args.status]
+    backoff = 0.5
+    child = None
+    tmp = f"{args.pidfile}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\n")
+    os.replace(tmp, args.pidfile)
+    try:
+        while not stop.is_set():
+            if child is None:
+                child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+                started = time.monotonic()
+            if hup.is_set():
+                hup.clear()
+                child.send_signal(signal.SIGHUP)
+            try:
+                rc = child.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            print(f"wharf-dns supervisor: server exited with {rc}, restarting", file=sys.stderr, flush=True)
+            child = None
+            backoff = 0.5 if time.monotonic() - started > 10 else min(backoff * 2, 10.0)
+            stop.wait(backoff)
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        try:
+            with open(args.pidfile, encoding="utf-8") as handle:
+                ours = handle.read().strip() == str(os.getpid())
+            if ours:
+                os.unlink(args.pidfile)
+        except OSError:
+            pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wharf-dns", description="wharf.network embedded DNS resolver")
+    parser.add_argument("mode", choices=["serve", "supervise"])
+    parser.add_argument("--state", required=True)
+    parser.add_argument("--status", required=True)
+    parser.add_argument("--pidfile")
+    args = parser.parse_args(argv)
+    if dns is None:
+        print("wharf-dns: dnspython is missing (Debian: apt install python3-dnspython)", file=sys.stderr)
+        return 2
+    if args.mode == "supervise":
+        if not args.pidfile:
+            parser.error("supervise needs --pidfile")
+        return supervise(args)
+    Server(args.state, args.status).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
