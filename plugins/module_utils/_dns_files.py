@@ -3,13 +3,19 @@
 
 ``ip netns exec NAME`` bind-mounts each file of ``/etc/netns/NAME/`` over the one of ``/etc``, so every program run
 in the container resolves through them, as a Docker container does through the files Docker writes. The text is
-pure (rendered from the topology model); :class:`ContainerFiles` observes, plans and applies them. Files carry
-:data:`FILE_MARK` on their first line: only files with the mark are ever replaced or removed.
+pure (rendered from the topology model); :func:`plan_container_files` compares them with the files on the host
+and plans the writes. Files carry :data:`FILE_MARK` on their first line: only files with the mark are ever
+replaced or removed. An existing file is rewritten in place (as Docker rewrites a container's hosts file): a
+process already running in the container holds a bind mount of that very file and sees the new content.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from ansible_collections.wharf.network.plugins.module_utils._dns_state import MAX_NAMESERVERS, HostResolvConf
+from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._topology import Container, Topology
 
 DOCKER_NDOTS = "ndots:0"  # Docker's resolv.conf when its embedded resolver serves the container
@@ -87,3 +93,77 @@ def container_files(topology: Topology, host: str, host_resolv: HostResolvConf) 
             entry["resolv.conf"] = resolv
         files[container.name] = entry
     return files
+
+
+def read_file(path: str) -> str | None:
+    """A file's text, or None when it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
+    """Write through a temporary file in the same directory and rename it over ``path``: a reader (``ip netns
+    exec`` bind-mounting the file, the resolver reloading) sees the old file or the new one, never half of one."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    tmp = f"{path}.wharf-{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        os.fchmod(handle.fileno(), mode)
+    os.replace(tmp, path)
+
+
+def _rewrite(path: str, text: str) -> None:
+    """Replace a small file's content in place, in one write."""
+    with open(path, "r+", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.truncate()
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(path))  # only when empty: a directory holding anything else stays
+
+
+def plan_container_files(wanted: dict[str, dict[str, str]], plan: Plan, root: str = NETNS_ETC) -> list[str]:
+    """Add to ``plan`` the writes and removals that make ``root/NAME/FILE`` hold ``wanted``; return the errors.
+
+    Only files carrying :data:`FILE_MARK` are replaced or removed: a file someone else wrote is an error (named),
+    never overwritten. Files of namespaces the topology no longer has on this host are removed (and their
+    directory, when that leaves it empty)."""
+    errors: list[str] = []
+    for name, texts in sorted(wanted.items()):
+        for file_name, text in sorted(texts.items()):
+            path = os.path.join(root, name, file_name)
+            current = read_file(path)
+            if current == text:
+                continue
+            if current is not None and not current.startswith(FILE_MARK):
+                errors.append(f"{path} exists and was not written by wharf.network: move it away to let it be managed")
+                continue
+            action = "create" if current is None else "write"
+            plan.add(
+                "file",
+                path,
+                action,
+                None if current is None else {"content": current},
+                {"content": text},
+                lambda p=path, t=text: write_atomically(p, t) if not os.path.exists(p) else _rewrite(p, t),
+            )
+    try:
+        present = sorted(os.listdir(root))
+    except FileNotFoundError:
+        present = []
+    for name in present:
+        for file_name in FILE_NAMES:
+            if file_name in wanted.get(name, {}):
+                continue
+            path = os.path.join(root, name, file_name)
+            current = read_file(path) if os.path.isfile(path) else None
+            if current is not None and current.startswith(FILE_MARK):
+                plan.add("file", path, "delete", {"content": current}, None, lambda p=path: _remove(p))
+    return errors

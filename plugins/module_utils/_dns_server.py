@@ -133,9 +133,10 @@ def _entry(responses: list[dns.message.Message], qlen: int) -> tuple[Any, ...]:
     counts = counts_e = b""
     rcode = responses[0].rcode()
     for response in responses:
-        plain = response.to_wire()
+        # dnspython shuffles records on to_wire by default; the rotations are the order we want
+        plain = response.to_wire(want_shuffle=False)
         response.use_edns(0, payload=OUR_PAYLOAD)
-        with_opt = response.to_wire()
+        with_opt = response.to_wire(want_shuffle=False)
         response.use_edns(False)
         counts, body = _split(plain, qlen)
         counts_e, body_e = _split(with_opt, qlen)
@@ -184,10 +185,15 @@ def _local_rrsets(view: View, text: str, rdtype: int, ttl: int) -> list[dns.rrse
     return None
 
 
+def _wire_name(text: str) -> bytes:
+    """A name as the hot path sees it in a query: lowercased wire format without the final root label."""
+    return dns.name.from_text(text.lower()).to_wire()[:-1]
+
+
 def _build_view(spec: dict[str, Any], hidden: frozenset[str], ttl: int) -> View:
     names = {str(k): [str(a) for a in v] for k, v in spec["names"].items()}
     reverse = {str(k): str(v) for k, v in spec["reverse"].items()}
-    view = View({}, names, reverse, frozenset(dns.name.from_text(n).to_wire() for n in [*names, *reverse]))
+    view = View({}, names, reverse, frozenset(_wire_name(n) for n in [*names, *reverse]))
     for text, addresses in names.items():
         name = dns.name.from_text(text)
         qlen = len(name.to_wire()) + 4
@@ -246,7 +252,7 @@ def load_tables(raw: bytes) -> Tables:
             clients=clients,
             subnets=subnets,
             hidden=hidden,
-            hidden_wire=frozenset(dns.name.from_text(n).to_wire() for n in hidden),
+            hidden_wire=frozenset(_wire_name(n) for n in hidden),
             hidden_subnets=tuple(ipaddress.ip_network(n) for n in state.get("hidden_subnets", [])),
             listen=tuple(str(ipaddress.IPv4Address(a)) for a in state.get("listen", [])),
             ttl=ttl,
@@ -491,7 +497,7 @@ class Server:
             or data[qend - 2 : qend] != b"\x00\x01"
             or wire_name in client.view.known_wire
             or wire_name in tables.hidden_wire
-            or wire_name.endswith(b"\x04arpa\x00")
+            or wire_name.endswith(b"\x04arpa")
         ):
             return False
         self.forward(_raw_reply(data, qend, edns, dns.rcode.SERVFAIL), data, sock, addr, client.upstreams)

@@ -1,0 +1,391 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""Run this host's resolver: its program, state file and process, under systemd or as a supervised daemon.
+
+What ``container_dns`` converges, in one plan (so check mode reports exactly what a run does):
+
+- the program: ``_dns_server.py`` copied from the collection to ``STATE_DIR/server.py`` (the module reads its own
+  copy through the module loader, which works inside Ansible's zip), run with the module's own interpreter;
+- the state: ``STATE_DIR/state.json`` (``_dns_state.resolver_state``), written atomically;
+- the process: where systemd is PID 1, a unit ``wharf-dns.service`` (Restart=always, ExecReload=SIGHUP); elsewhere
+  a supervisor (``server.py supervise``: restarts the server if it dies, passes SIGHUP on) with a pidfile. A new
+  state means a reload (SIGHUP: no restart, no query dropped), a new program or interpreter a restart, a dead
+  resolver a start, no network needing one a stop. Nothing changed → nothing sent.
+
+After a start, reload or restart the module waits for the resolver's status file to name the digest of the state
+it just wrote; a resolver that does not come up or reports the state as broken fails the task with its message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pkgutil
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.wharf.network.plugins.module_utils import _dns_server
+from ansible_collections.wharf.network.plugins.module_utils._dns_files import (
+    container_files,
+    plan_container_files,
+    read_file,
+    write_atomically,
+)
+from ansible_collections.wharf.network.plugins.module_utils._dns_state import (
+    HostResolvConf,
+    parse_resolv_conf,
+    resolver_state,
+)
+from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
+from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._topology import TopologyError, parse_topology
+
+STATE_DIR = "/run/wharf/dns"
+UNIT_NAME = "wharf-dns.service"
+UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
+READY_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the resolver's files live (a test or a lab may move them)."""
+
+    state_dir: str = STATE_DIR
+
+    @property
+    def program(self) -> str:
+        return os.path.join(self.state_dir, "server.py")
+
+    @property
+    def state(self) -> str:
+        return os.path.join(self.state_dir, "state.json")
+
+    @property
+    def status(self) -> str:
+        return os.path.join(self.state_dir, "status.json")
+
+    @property
+    def pidfile(self) -> str:
+        return os.path.join(self.state_dir, "resolver.pid")
+
+    @property
+    def log(self) -> str:
+        return os.path.join(self.state_dir, "resolver.log")
+
+
+def server_source() -> str:
+    """The daemon's program text, read from the collection (a plain file or Ansible's module zip alike)."""
+    # imported above so that Ansible ships it in the module's zip; read back as text to copy it to the host
+    data = pkgutil.get_data(_dns_server.__name__.rsplit(".", 1)[0], "_dns_server.py")
+    if data is None:
+        raise WharfError("cannot read the resolver program _dns_server.py from the collection")
+    return data.decode("utf-8")
+
+
+def render_state(state: dict[str, Any]) -> str:
+    """The state file's text: stable (sorted keys) so that the same topology gives the same bytes."""
+    return json.dumps(state, sort_keys=True, indent=1) + "\n"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def render_unit(python: str, paths: Paths) -> str:
+    """The systemd unit: systemd supervises the server itself (no supervisor process), SIGHUP reloads."""
+    command = shlex.join([python, paths.program, "serve", "--state", paths.state, "--status", paths.status])
+    return (
+        "# written by wharf.network (container_dns)\n"
+        "[Unit]\n"
+        "Description=wharf.network embedded DNS resolver for containers\n"
+        "After=network.target\n"
+        "\n"
+        "[Service]\n"
+        "Type=simple\n"
+        f"ExecStart={command}\n"
+        "ExecReload=/bin/kill -HUP $MAINPID\n"
+        "Restart=always\n"
+        "RestartSec=1\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+def systemd_is_init() -> bool:
+    """sd_booted(): systemd is PID 1 when /run/systemd/system exists."""
+    return os.path.isdir("/run/systemd/system")
+
+
+def dnspython_missing() -> str | None:
+    """None when this interpreter has dnspython 2.x; otherwise what to do about it."""
+    try:
+        import dns.version
+    except ImportError:
+        return (
+            f"the resolver needs dnspython for {sys.executable}: on Debian/Ubuntu `apt install python3-dnspython`, "
+            "elsewhere `pip install dnspython` (2.3 or later)"
+        )
+    if dns.version.MAJOR < 2 or (dns.version.MAJOR == 2 and dns.version.MINOR < 3):
+        return f"the resolver needs dnspython 2.3 or later, {sys.executable} has {dns.version.version}"
+    return None
+
+
+@dataclass
+class Resolver:
+    """What is running now: the supervisor's (or unit's) pid, its command line, the state it loaded."""
+
+    pid: int | None
+    argv: list[str]
+    loaded: str | None
+    error: str | None
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return [part.decode("utf-8", "replace") for part in handle.read().split(b"\0") if part]
+    except OSError:
+        return []
+
+
+def observe(paths: Paths, systemd: bool) -> Resolver:
+    """The running resolver, if any: under systemd the unit's main pid, otherwise the pidfile's (checked to be
+    our supervisor: a recycled pid of another program does not count)."""
+    pid = None
+    if systemd:
+        out = subprocess.run(
+            ["systemctl", "show", "--property=MainPID", "--value", UNIT_NAME],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        pid = int(out) if out.isdigit() and int(out) > 0 else None
+    else:
+        text = read_file(paths.pidfile)
+        if text and text.strip().isdigit():
+            pid = int(text.strip())
+    argv = _cmdline(pid) if pid else []
+    if pid and paths.program not in argv:
+        pid, argv = None, []
+    status = _read_status(paths)
+    return Resolver(pid, argv, status.get("loaded"), status.get("error"))
+
+
+def _read_status(paths: Paths) -> dict[str, Any]:
+    text = read_file(paths.status)
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass
+class DnsResult:
+    """What a converge did (or would do)."""
+
+    plan: Plan = field(default_factory=Plan)
+    listen: list[str] = field(default_factory=list)
+    views: int = 0
+    clients: int = 0
+    pid: int | None = None
+
+
+class ResolverControl:
+    """Start, reload, restart and stop the resolver, and wait until it runs the state just written."""
+
+    def __init__(self, paths: Paths, systemd: bool, python: str = sys.executable):
+        self.paths = paths
+        self.systemd = systemd
+        self.python = python
+        self.pid: int | None = None
+
+    def systemctl(self, *args: str) -> None:
+        proc = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise WharfError(f"systemctl {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+
+    def start(self, want: str) -> None:
+        if self.systemd:
+            self.systemctl("daemon-reload")
+            self.systemctl("enable", "--now", UNIT_NAME)
+            self.wait_loaded(want)
+            return
+        os.makedirs(self.paths.state_dir, mode=0o755, exist_ok=True)
+        argv = [self.python, self.paths.program, "supervise", "--state", self.paths.state]
+        argv += ["--status", self.paths.status, "--pidfile", self.paths.pidfile]
+        with open(self.paths.log, "ab") as log, open(os.devnull, "rb") as null:
+            proc = subprocess.Popen(
+                argv, stdin=null, stdout=log, stderr=log, start_new_session=True, close_fds=True, cwd="/"
+            )
+        self.pid = proc.pid
+        self.wait_loaded(want)
+
+    def reload(self, pid: int, want: str) -> None:
+        if self.systemd:
+            self.systemctl("reload", UNIT_NAME)
+        else:
+            os.kill(pid, signal.SIGHUP)
+        self.pid = pid
+        self.wait_loaded(want)
+
+    def stop(self, pid: int | None) -> None:
+        if self.systemd:
+            self.systemctl("disable", "--now", UNIT_NAME)
+            return
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and _state_of(pid) not in ("Z", None):
+            time.sleep(0.02)
+        if os.path.exists(f"/proc/{pid}") and _state_of(pid) not in ("Z", None):
+            os.kill(pid, signal.SIGKILL)
+
+    def wait_loaded(self, want: str) -> None:
+        """Until the status file names ``want`` (the state's digest): the resolver answers from it."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            status = _read_status(self.paths)
+            if status.get("loaded") == want and _alive(status.get("pid")):
+                if status.get("error"):
+                    raise WharfError(f"the resolver runs but reports: {status['error']}")
+                return
+            if status.get("error") and status.get("loaded") != want and _alive(status.get("pid")):
+                raise WharfError(f"the resolver did not load the new state: {status['error']}")
+            if self.pid is not None and not self.systemd and not _alive(self.pid):
+                break
+            time.sleep(0.02)
+        tail = (read_file(self.paths.log) or "")[-1500:]
+        raise WharfError(f"the resolver did not come up within {READY_TIMEOUT:g} s; its log ends: {tail}")
+
+
+def _unlink(path: str) -> None:
+    """Remove a file that may already be gone (the supervisor removes its own pidfile when it stops)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _alive(pid: object) -> bool:
+    return isinstance(pid, int) and _state_of(pid) not in ("Z", None)
+
+
+def _state_of(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def dns_converge(
+    topology: Any,
+    host: str,
+    check_mode: bool,
+    resolv_conf: str = "/etc/resolv.conf",
+    paths: Paths | None = None,
+    netns_etc: str | None = None,
+    result: DnsResult | None = None,
+) -> DnsResult:
+    """Plan (and unless ``check_mode`` apply) the resolver and the per-container files of ``host``.
+
+    Raises ValidationError before anything changes when the topology is invalid, a managed file would replace
+    one wharf.network did not write, or dnspython is missing while a resolver is needed."""
+    try:
+        model = parse_topology(topology)
+    except TopologyError as exc:
+        raise ValidationError(list(exc.errors)) from None
+    paths = paths or Paths()
+    result = result if result is not None else DnsResult()
+    host_resolv = parse_resolv_conf(read_file(resolv_conf) or "") if resolv_conf else HostResolvConf()
+    state = resolver_state(model, host, host_resolv)
+    result.listen, result.views, result.clients = state["listen"], len(state["views"]), len(state["clients"])
+    plan = result.plan
+    files_kwargs = {"root": netns_etc} if netns_etc else {}
+    errors = plan_container_files(container_files(model, host, host_resolv), plan, **files_kwargs)
+    needed = bool(state["listen"]) and model.state == "present"
+    if needed and (missing := dnspython_missing()):
+        errors.append(missing)
+    if errors:
+        raise ValidationError(errors)
+
+    systemd = systemd_is_init()
+    running = observe(paths, systemd)
+    control = ResolverControl(paths, systemd)
+    if not needed:
+        if running.pid is not None or (systemd and os.path.exists(UNIT_PATH)):
+            plan.add("resolver", "wharf-dns", "delete", {"pid": running.pid}, None, lambda: control.stop(running.pid))
+        for path in (paths.state, paths.program, paths.status, paths.pidfile, UNIT_PATH if systemd else None):
+            if path and os.path.exists(path):
+                plan.add("file", path, "delete", {"exists": True}, None, lambda p=path: _unlink(p))
+        if not check_mode:
+            plan.apply()
+        return result
+
+    state_text = render_state(state)
+    want = digest(state_text)
+    program = server_source()
+    old_state = read_file(paths.state)
+    program_changed = read_file(paths.program) != program
+    if program_changed:
+        plan.add(
+            "file",
+            paths.program,
+            "write",
+            None,
+            {"sha256": digest(program)[:16]},
+            lambda: write_atomically(paths.program, program, 0o755),
+        )
+    if old_state != state_text:
+        before = None if old_state is None else {"content": old_state}
+        plan.add(
+            "file",
+            paths.state,
+            "write",
+            before,
+            {"content": state_text},
+            lambda: write_atomically(paths.state, state_text),
+        )
+    unit_changed = False
+    if systemd:
+        unit = render_unit(sys.executable, paths)
+        if read_file(UNIT_PATH) != unit:
+            unit_changed = True
+            plan.add("file", UNIT_PATH, "write", None, {"content": unit}, lambda: write_atomically(UNIT_PATH, unit))
+
+    interpreter_changed = bool(running.argv) and running.argv[0] != sys.executable
+    if running.pid is None:
+        plan.add("resolver", "wharf-dns", "create", None, {"listen": state["listen"]}, lambda: control.start(want))
+    elif program_changed or unit_changed or interpreter_changed:
+        why = "program" if program_changed else "unit" if unit_changed else "interpreter"
+
+        def restart() -> None:
+            control.stop(running.pid)
+            control.start(want)
+
+        plan.add("resolver", "wharf-dns", "restart", {"pid": running.pid}, {"why": why}, restart)
+    elif running.loaded != want:
+        pid = running.pid
+        plan.add(
+            "resolver",
+            "wharf-dns",
+            "reload",
+            {"loaded": (running.loaded or "")[:16]},
+            {"loaded": want[:16]},
+            lambda: control.reload(pid, want),
+        )
+    if not check_mode:
+        plan.apply()
+    result.pid = control.pid or running.pid
+    return result

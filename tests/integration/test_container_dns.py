@@ -1,0 +1,355 @@
+"""wharf.network.container_dns on a sandbox host, proven with real DNS queries from inside the containers.
+
+One sandbox host for the whole file (building it is the slow part): the topology below converged with
+`converge`, then `container_dns`, and an `outside` namespace on the host's uplink (198.51.100.0/24) running a
+fake upstream server that logs every query it receives (dnsprobe.py). Queries come from the containers'
+own namespaces with dnspython (dnsprobe.py ask) and through glibc (`getent`, which reads the container's
+resolv.conf and hosts as any program there does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import TEST_PREFIX, Sandbox
+
+pytestmark = pytest.mark.integration
+
+PROBE = Path(__file__).resolve().parent / "dnsprobe.py"
+UPLINK, UPSTREAM, DEAD_UPSTREAM = "198.51.100.1", "198.51.100.53", "198.51.100.99"
+FRONT_GW, BACK_GW = "10.81.0.1", "10.81.1.1"
+MANY = 40  # containers sharing the alias `many`: more A records than fit 512 bytes
+
+
+def topology(extra: dict | None = None) -> dict:
+    containers = {
+        "a": {
+            "hostname": "alpha",
+            "networks": {"front": {"ipv4_address": "10.81.0.10"}},
+            "extra_hosts": ["myapp.local:192.0.2.100", "b:192.0.2.55", "gw.local:host-gateway"],
+            "dns_search": ["corp.example"],
+        },
+        "b": {
+            "networks": {
+                "front": {"ipv4_address": "10.81.0.11", "aliases": ["bee"]},
+                "back": {"ipv4_address": "10.81.1.11"},
+            }
+        },
+        "c": {"networks": {"back": {"ipv4_address": "10.81.1.12", "aliases": ["dbalias"]}}},
+        "d": {"networks": {"front": {"ipv4_address": "10.81.0.13"}}, "dns": [DEAD_UPSTREAM]},
+        **{f"s{i}": {"networks": {"front": {"ipv4_address": f"10.81.0.2{i}", "aliases": ["svc"]}}} for i in (1, 2, 3)},
+        **{f"m{i:02d}": {"networks": {"back": {"aliases": ["many"]}}} for i in range(MANY)},
+    }
+    containers.update(extra or {})
+    return {
+        "networks": {"front": {"subnet": "10.81.0.0/24"}, "back": {"subnet": "10.81.1.0/24", "internal": True}},
+        "containers": containers,
+    }
+
+
+class Lab:
+    def __init__(self, sandbox: Sandbox, tmp: Path):
+        self.sandbox = sandbox
+        self.tmp = tmp
+        self.upstream_log = tmp / "upstream.log"
+        self.resolv = tmp / "resolv.conf"
+
+    def module(self, name: str, args: dict, **kwargs):
+        result = self.sandbox.module(name, args, **kwargs)
+        assert not result.failed, result.output
+        return result
+
+    def dns(self, topo: dict, **kwargs):
+        return self.module(
+            "container_dns", {"topology": topo, "host": self.sandbox.name, "resolv_conf": str(self.resolv)}, **kwargs
+        )
+
+    def build(self) -> None:
+        self.resolv.write_text(f"nameserver {UPSTREAM}\nsearch example.test\noptions timeout:2\n")
+        self.module("converge", {"topology": topology(), "host": self.sandbox.name})
+        self.sandbox.sh(
+            "set -e; ip netns add outside; ip link add up0 type veth peer name eth0 netns outside; "
+            f"ip addr add {UPLINK}/24 dev up0; ip link set up0 up; "
+            f"ip -n outside addr add {UPSTREAM}/24 dev eth0; ip -n outside link set eth0 up; "
+            "ip -n outside link set lo up"
+        )
+        out = self.tmp / "upstream.out"
+        self.sandbox.sh(
+            f"ip netns exec outside {sys.executable} {PROBE} upstream {self.upstream_log} {UPSTREAM} >{out} 2>&1 &"
+        )
+        deadline = time.monotonic() + 10
+        while "ready" not in (out.read_text() if out.exists() else ""):
+            assert time.monotonic() < deadline, out.read_text() if out.exists() else "no upstream output"
+            time.sleep(0.05)
+
+    def ask(self, netns: str, queries: dict[str, dict]) -> dict[str, dict]:
+        specs = [{"label": label, **spec} for label, spec in queries.items()]
+        out = self.sandbox.sh(
+            f"ip netns exec {netns} {sys.executable} {PROBE} ask {shlex.quote(json.dumps(specs))}", timeout=60
+        ).stdout
+        return json.loads(out)
+
+    def getent(self, netns: str, name: str) -> list[str]:
+        out = self.sandbox.sh(f"ip netns exec {netns} getent ahostsv4 {shlex.quote(name)}", check=False).stdout
+        return list(dict.fromkeys(line.split()[0] for line in out.splitlines() if line.strip()))
+
+    def upstream_queries(self) -> list[str]:
+        return self.upstream_log.read_text().splitlines() if self.upstream_log.exists() else []
+
+    def resolver_pid(self) -> int:
+        return int(self.sandbox.sh("cat /run/wharf/dns/resolver.pid").stdout)
+
+    def server_pid(self) -> int:
+        return json.loads(self.sandbox.sh("cat /run/wharf/dns/status.json").stdout)["pid"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    sandbox = Sandbox(f"{TEST_PREFIX}{os.getpid():x}-{uuid.uuid4().hex[:6]}")
+    try:
+        built = Lab(sandbox, tmp_path_factory.mktemp("dns"))
+        built.build()
+        yield built
+    finally:
+        sandbox.destroy()
+
+
+def q(server: str, name: str, rdtype: str = "A", **extra) -> dict:
+    return {"server": server, "name": name, "type": rdtype, **extra}
+
+
+def test_converge_check_idempotence_and_files(lab):
+    check = lab.dns(topology(), check=True, diff=True)
+    assert check.changed
+    predicted = check.result["changes"]
+    assert "create resolver 'wharf-dns'" in predicted
+    assert "create file '/etc/netns/a/hosts'" in predicted
+    assert lab.sandbox.sh("test -e /run/wharf/dns/state.json", check=False).returncode != 0  # check mode wrote nothing
+
+    first = lab.dns(topology())
+    assert first.changed and first.result["changes"] == predicted
+    assert sorted(first.result["listen"]) == [FRONT_GW, BACK_GW]
+    pid = lab.resolver_pid()
+    second = lab.dns(topology())
+    assert not second.changed, second.result["changes"]
+    assert not lab.dns(topology(), check=True).changed
+    assert lab.resolver_pid() == pid
+
+    resolv_a = lab.sandbox.sh("cat /etc/netns/a/resolv.conf").stdout.splitlines()
+    assert f"nameserver {FRONT_GW}" in resolv_a and "search corp.example" in resolv_a
+    assert "options timeout:2 ndots:0" in resolv_a
+    resolv_b = lab.sandbox.sh("cat /etc/netns/b/resolv.conf").stdout
+    assert resolv_b.index(f"nameserver {FRONT_GW}") < resolv_b.index(f"nameserver {BACK_GW}")  # non-internal first
+    assert "search example.test" in resolv_b  # the host's search list when the container sets none
+
+    # through glibc, as any program in the container: extra_hosts win over DNS, host-gateway is the gateway
+    assert lab.getent("a", "myapp.local") == ["192.0.2.100"]
+    assert lab.getent("a", "b") == ["192.0.2.55"]
+    assert lab.getent("a", "gw.local") == [FRONT_GW]
+    assert lab.getent("a", "alpha") == ["10.81.0.10"]
+    assert lab.getent("a", "bee") == ["10.81.0.11"]  # DNS (not in the hosts file)
+    assert lab.getent("c", "b") == ["10.81.1.11"]
+    assert lab.getent("a", "www.ext.test") == ["203.0.113.7"]
+    assert "www.ext.test A" in lab.upstream_queries()
+
+
+def test_answers_by_asker(lab):
+    lab.dns(topology())
+    seen = lab.ask(
+        "a",
+        {
+            "b": q(FRONT_GW, "b"),
+            "alias": q(FRONT_GW, "bee"),
+            "qualified": q(FRONT_GW, "b.front"),
+            "hostname": q(FRONT_GW, "alpha"),
+            "case": q(FRONT_GW, "BeE"),
+            "c": q(FRONT_GW, "c"),
+            "c-alias": q(FRONT_GW, "dbalias"),
+            "b-back-name": q(FRONT_GW, "b.back"),
+            "aaaa": q(FRONT_GW, "b", "AAAA"),
+            "mx": q(FRONT_GW, "b", "MX"),
+            "ptr": q(FRONT_GW, "11.0.81.10.in-addr.arpa", "PTR"),
+            "ptr-hidden": q(FRONT_GW, "12.1.81.10.in-addr.arpa", "PTR"),
+            "unknown": q(FRONT_GW, "nosuchname"),
+            "forward": q(FRONT_GW, "fwd-a.ext.test"),
+            "tcp": q(FRONT_GW, "b", tcp=True),
+            "tcp-forward": q(FRONT_GW, "tcp-a.ext.test", tcp=True),
+        },
+    )
+    assert seen["b"]["answers"] == ["10.81.0.11"]
+    assert seen["alias"]["answers"] == ["10.81.0.11"]
+    assert seen["qualified"]["answers"] == ["10.81.0.11"]
+    assert seen["hostname"]["answers"] == ["10.81.0.10"]
+    assert seen["case"]["answers"] == ["10.81.0.11"] and seen["case"]["question"] == "BeE."  # 0x20 echoed
+    for hidden in ("c", "c-alias", "b-back-name", "unknown", "ptr-hidden"):
+        assert seen[hidden]["rcode"] == "NXDOMAIN", (hidden, seen[hidden])
+    assert seen["aaaa"]["rcode"] == "NOERROR" and seen["aaaa"]["answers"] == []
+    assert seen["mx"]["rcode"] == "NOERROR" and seen["mx"]["answers"] == []
+    assert seen["ptr"]["answers"] == ["b."]
+    assert seen["forward"]["answers"] == ["203.0.113.7"]
+    assert seen["tcp"]["answers"] == ["10.81.0.11"]
+    assert seen["tcp-forward"]["answers"] == ["203.0.113.7"]
+
+    # b is on both networks: names of both, on either gateway
+    both = lab.ask(
+        "b", {"a": q(FRONT_GW, "a"), "c": q(FRONT_GW, "c"), "c2": q(BACK_GW, "dbalias"), "a2": q(BACK_GW, "alpha")}
+    )
+    assert both["a"]["answers"] == ["10.81.0.10"] and both["a2"]["answers"] == ["10.81.0.10"]
+    assert both["c"]["answers"] == ["10.81.1.12"] and both["c2"]["answers"] == ["10.81.1.12"]
+
+    log = lab.upstream_queries()
+    assert "fwd-a.ext.test A" in log and "tcp-a.ext.test A" in log
+    topology_names = {"b", "bee", "alpha", "c", "dbalias", "b.back", "b.front", "nosuchname"}
+    assert not [line for line in log if line.split()[0] in topology_names], log  # never forwarded (moby#35118)
+    assert not [line for line in log if "in-addr.arpa" in line], log
+
+
+def test_internal_network_never_forwards(lab):
+    lab.dns(topology())
+    before = len(lab.upstream_queries())
+    from_c = lab.ask(
+        "c",
+        {
+            "local": q(BACK_GW, "b"),
+            "alias": q(BACK_GW, "dbalias"),
+            "ext": q(BACK_GW, "leak-c.ext.test"),
+            "ext-tcp": q(BACK_GW, "leak-ctcp.ext.test", tcp=True),
+            "front-name": q(BACK_GW, "a"),
+        },
+    )
+    assert from_c["local"]["answers"] == ["10.81.1.11"] and from_c["alias"]["answers"] == ["10.81.1.12"]
+    assert from_c["front-name"]["rcode"] == "NXDOMAIN"
+    assert from_c["ext"]["rcode"] == "REFUSED" and from_c["ext-tcp"]["rcode"] == "REFUSED"
+    # b asks through the internal network's gateway from its internal address: nothing leaves either
+    from_b = lab.ask("b", {"ext": q(BACK_GW, "leak-b.ext.test")})
+    assert from_b["ext"]["rcode"] == "REFUSED"
+    assert lab.getent("c", "leak-getent.ext.test") == []
+    # b through glibc: its front gateway comes first, so external names still resolve for it
+    assert lab.getent("b", "ok-b.ext.test") == ["203.0.113.7"]
+    log = lab.upstream_queries()[before:]
+    assert not [line for line in log if line.startswith("leak-")], log
+    assert "ok-b.ext.test A" in log
+
+
+def test_round_robin_and_truncation(lab):
+    lab.dns(topology())
+    first: dict[str, int] = {}
+    runs = lab.ask("a", {f"q{i}": q(FRONT_GW, "svc") for i in range(30)})
+    for result in runs.values():
+        assert sorted(result["answers"]) == ["10.81.0.21", "10.81.0.22", "10.81.0.23"]
+        first[result["answers"][0]] = first.get(result["answers"][0], 0) + 1
+    assert len(first) == 3 and min(first.values()) >= 5, first
+
+    big = lab.ask(
+        "b",
+        {
+            "udp": q(BACK_GW, "many", edns=None),
+            "edns": q(BACK_GW, "many", edns=1232),
+            "small-edns": q(BACK_GW, "many", edns=512),
+            "tcp": q(BACK_GW, "many", tcp=True),
+            "fwd-udp": q(FRONT_GW, "big.ext.test", edns=None),
+            "fwd-tcp": q(FRONT_GW, "big.ext.test", tcp=True),
+        },
+    )
+    assert big["udp"]["tc"] and big["udp"]["answers"] == []
+    assert big["small-edns"]["tc"]
+    assert not big["edns"]["tc"] and len(big["edns"]["answers"]) == MANY
+    assert not big["tcp"]["tc"] and len(big["tcp"]["answers"]) == MANY
+    assert big["fwd-udp"]["tc"] and len(big["fwd-tcp"]["answers"]) == 40
+    # glibc retries over TCP by itself
+    assert len(lab.getent("b", "many")) == MANY
+
+
+def test_upstream_failure_gives_servfail_not_a_hang(lab):
+    lab.dns(topology())
+    seen = lab.ask("d", {"dead": q(FRONT_GW, "x.ext.test"), "local": q(FRONT_GW, "a")})
+    assert seen["dead"]["rcode"] == "SERVFAIL" and seen["dead"]["ms"] < 5000, seen["dead"]
+    assert seen["local"]["answers"] == ["10.81.0.10"]
+
+
+def test_malformed_packets_reload_under_load_and_supervision(lab):
+    lab.dns(topology())
+    pid, server = lab.resolver_pid(), lab.server_pid()
+    garbage = [
+        "00",
+        "ffff",
+        "12348000000100000000000000",
+        "1234010000010000000000000377777700000100",
+        "123401000001000000000000" + "3f" * 300,
+        "1234012000010000000000010161000001000100" + "00002910",
+    ]
+    for payload in garbage:
+        lab.sandbox.sh(f"ip netns exec a {sys.executable} {PROBE} raw {FRONT_GW} {payload}")
+    assert lab.ask("a", {"b": q(FRONT_GW, "b")})["b"]["answers"] == ["10.81.0.11"]
+    assert lab.server_pid() == server
+
+    # queries in a loop while the topology gains a container and the resolver reloads
+    out = lab.tmp / "load.json"
+    lab.sandbox.sh(f"ip netns exec a {sys.executable} {PROBE} load {FRONT_GW} bee 6 >{out} 2>&1 &")
+    time.sleep(1)
+    grown = topology({"newbie": {"networks": {"front": {"ipv4_address": "10.81.0.77"}}}})
+    lab.module("converge", {"topology": grown, "host": lab.sandbox.name})
+    changed = lab.dns(grown)
+    assert "reload resolver 'wharf-dns'" in changed.result["changes"]
+    assert lab.ask("a", {"new": q(FRONT_GW, "newbie")})["new"]["answers"] == ["10.81.0.77"]
+    deadline = time.monotonic() + 15
+    while not (out.exists() and out.read_text().strip()):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    load = json.loads(out.read_text())
+    assert load["sent"] > 100 and load["lost"] == 0, load
+    assert lab.resolver_pid() == pid and lab.server_pid() == server  # reloaded, not restarted
+
+    # a broken state file: the last good state stays and the error is reported
+    lab.sandbox.sh("echo '{broken' > /run/wharf/dns/state.json && kill -HUP $(cat /run/wharf/dns/resolver.pid)")
+    deadline = time.monotonic() + 5
+    while (
+        "error" not in lab.sandbox.sh("cat /run/wharf/dns/status.json").stdout
+        or json.loads(lab.sandbox.sh("cat /run/wharf/dns/status.json").stdout)["error"] is None
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert lab.ask("a", {"new": q(FRONT_GW, "newbie")})["new"]["answers"] == ["10.81.0.77"]
+    repaired = lab.dns(grown)
+    assert "write file '/run/wharf/dns/state.json'" in repaired.result["changes"]
+
+    # the server dies: the supervisor starts it again, and the module finds nothing to do
+    lab.sandbox.sh(f"kill -9 {lab.server_pid()}")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if lab.server_pid() != server and lab.ask("a", {"b": q(FRONT_GW, "b")})["b"].get("answers"):
+                break
+        except (AssertionError, ValueError, KeyError):
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert not lab.dns(grown).changed
+
+    # a new program means a restart
+    lab.sandbox.sh("echo '# old' >> /run/wharf/dns/server.py")
+    restarted = lab.dns(grown)
+    assert "restart resolver 'wharf-dns'" in restarted.result["changes"]
+    assert lab.resolver_pid() != pid
+
+
+def test_teardown_removes_files_and_stops_resolver(lab):
+    gone = dict(topology(), state="absent")
+    lab.dns(gone)
+    assert lab.sandbox.sh("ls /etc/netns 2>/dev/null | wc -l").stdout.strip() == "0"
+    assert lab.sandbox.sh("test -e /run/wharf/dns/resolver.pid", check=False).returncode != 0
+    assert f"{FRONT_GW}:53" not in lab.sandbox.sh("ss -lnu").stdout
+    assert not lab.dns(gone).changed
+
+    # started again, then the sandbox host is destroyed: the resolver (a session leader of its own) goes with it
+    lab.dns(topology())
+    pids = [lab.resolver_pid(), lab.server_pid()]
+    lab.sandbox.destroy()
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], pids
