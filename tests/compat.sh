@@ -9,6 +9,8 @@ PYTHON311=$(PYENV_VERSION=3.11.7 command -v python3.11 || command -v python3)
   "$PYTHON311" -m venv $VENV
   $VENV/bin/pip install -q --disable-pip-version-check "ansible-core==2.19.14"
 }
+# the embedded DNS resolver runs with this interpreter: the oldest dnspython we support, Debian 12's
+$VENV/bin/python -c "import dns.version" 2>/dev/null || $VENV/bin/pip install -q --disable-pip-version-check "dnspython==2.3.0"
 name="wtcompat$$"
 work=$(mktemp -d)
 trap '$VENV/bin/ansible-playbook -i "$work" playbooks/sandbox.yml -e wharf_sandbox_state=absent >/dev/null 2>&1 || true; rm -rf "$work"' EXIT

@@ -277,6 +277,21 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
+def _rmdir(path: str) -> None:
+    """Remove the state directory once empty (the supervisor may still be removing its pidfile)."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _alive(pid: object) -> bool:
     return isinstance(pid, int) and _state_of(pid) not in ("Z", None)
 
@@ -313,7 +328,14 @@ def dns_converge(
     result.listen, result.views, result.clients = state["listen"], len(state["views"]), len(state["clients"])
     plan = result.plan
     files_kwargs = {"root": netns_etc} if netns_etc else {}
-    errors = plan_container_files(container_files(model, host, host_resolv), plan, **files_kwargs)
+    # like the namespaces themselves: a container the topology no longer declares keeps its files unless pruned
+    declared = set(model.containers)
+    errors = plan_container_files(
+        container_files(model, host, host_resolv),
+        plan,
+        removable=lambda name: model.prune or model.state == "absent" or name in declared,
+        **files_kwargs,
+    )
     needed = bool(state["listen"]) and model.state == "present"
     if needed and (missing := dnspython_missing()):
         errors.append(missing)
@@ -326,9 +348,18 @@ def dns_converge(
     if not needed:
         if running.pid is not None or (systemd and os.path.exists(UNIT_PATH)):
             plan.add("resolver", "wharf-dns", "delete", {"pid": running.pid}, None, lambda: control.stop(running.pid))
-        for path in (paths.state, paths.program, paths.status, paths.pidfile, UNIT_PATH if systemd else None):
+        for path in (
+            paths.state,
+            paths.program,
+            paths.status,
+            paths.pidfile,
+            paths.log,
+            UNIT_PATH if systemd else None,
+        ):
             if path and os.path.exists(path):
                 plan.add("file", path, "delete", {"exists": True}, None, lambda p=path: _unlink(p))
+        if os.path.isdir(paths.state_dir):
+            plan.add("directory", paths.state_dir, "delete", {"exists": True}, None, lambda: _rmdir(paths.state_dir))
         if not check_mode:
             plan.apply()
         return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 
 from ansible_collections.wharf.network.plugins.module_utils._dns_state import MAX_NAMESERVERS, HostResolvConf
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
@@ -129,12 +130,18 @@ def _remove(path: str) -> None:
         os.rmdir(os.path.dirname(path))  # only when empty: a directory holding anything else stays
 
 
-def plan_container_files(wanted: dict[str, dict[str, str]], plan: Plan, root: str = NETNS_ETC) -> list[str]:
+def plan_container_files(
+    wanted: dict[str, dict[str, str]],
+    plan: Plan,
+    root: str = NETNS_ETC,
+    removable: Callable[[str], bool] = lambda name: True,
+) -> list[str]:
     """Add to ``plan`` the writes and removals that make ``root/NAME/FILE`` hold ``wanted``; return the errors.
 
     Only files carrying :data:`FILE_MARK` are replaced or removed: a file someone else wrote is an error (named),
-    never overwritten. Files of namespaces the topology no longer has on this host are removed (and their
-    directory, when that leaves it empty)."""
+    never overwritten. Files of other namespaces are removed (and their directory, when that leaves it empty) when
+    ``removable(NAME)``: the caller says which (a container the topology no longer declares keeps its files unless
+    the topology prunes, as it keeps its namespace)."""
     errors: list[str] = []
     for name, texts in sorted(wanted.items()):
         for file_name, text in sorted(texts.items()):
@@ -159,6 +166,8 @@ def plan_container_files(wanted: dict[str, dict[str, str]], plan: Plan, root: st
     except FileNotFoundError:
         present = []
     for name in present:
+        if name not in wanted and not removable(name):
+            continue
         for file_name in FILE_NAMES:
             if file_name in wanted.get(name, {}):
                 continue

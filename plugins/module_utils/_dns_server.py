@@ -76,6 +76,7 @@ DRAIN = 256  # datagrams read per readiness event before the loop looks at other
 IP_FREEBIND = 15
 
 _HDR_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00"  # QDCOUNT=1, ANCOUNT=0, NSCOUNT=0, ARCOUNT high byte 0
+_OPT = b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"  # EDNS(0), no options
 
 
 class StateError(ValueError):
@@ -118,56 +119,37 @@ class Tables:
 # --- precomputing answers ---------------------------------------------------------------------------------
 
 
-def _split(wire: bytes, qlen: int) -> tuple[bytes, bytes]:
-    """(bytes 4..12: the counts; the body after the question)."""
-    return wire[4:12], wire[12 + qlen :]
-
-
-def _entry(responses: list[dns.message.Message], qlen: int) -> tuple[Any, ...]:
-    """The table entry of one question: headers by (EDNS, RD), the rotations of the body, the TC fallbacks.
+def _entry(bodies: list[bytes], ancount: int, qlen: int, rcode: int) -> tuple[Any, ...]:
+    """The table entry of one question, from the answer section's wire bytes (one per rotation).
 
     Layout (the hot path indexes it): 0/1 header without EDNS for RD=0/1, 2/3 header with EDNS, 4 a cycle of
-    (body, body with OPT), 5/6 TC header with EDNS, 7 the OPT record alone.
+    (body, body with OPT), 5/6 TC header with EDNS, 7 the OPT record alone. A header here is bytes 2..12 of the
+    message (flags and counts): the hot path puts the query's id in front and its question behind.
     """
-    bodies = []
-    counts = counts_e = b""
-    rcode = responses[0].rcode()
-    for response in responses:
-        # dnspython shuffles records on to_wire by default; the rotations are the order we want
-        plain = response.to_wire(want_shuffle=False)
-        response.use_edns(0, payload=OUR_PAYLOAD)
-        with_opt = response.to_wire(want_shuffle=False)
-        response.use_edns(False)
-        counts, body = _split(plain, qlen)
-        counts_e, body_e = _split(with_opt, qlen)
-        bodies.append((body, body_e))
     flags3 = bytes((0x80 | rcode,))  # RA, rcode
-    plain_fits = 12 + qlen + len(bodies[0][0]) <= PLAIN_UDP
-    if plain_fits:
-        h0, h1 = b"\x80" + flags3 + counts, b"\x81" + flags3 + counts
+    counts = b"\x00\x01" + ancount.to_bytes(2, "big") + b"\x00\x00\x00"
+    pairs = [(body, body + _OPT) for body in bodies]
+    if 12 + qlen + len(bodies[0]) <= PLAIN_UDP:
+        h0, h1 = b"\x80" + flags3 + counts + b"\x00", b"\x81" + flags3 + counts + b"\x00"
     else:  # too big for 512 bytes without EDNS: TC, question only (the client retries over TCP)
         h0, h1 = b"\x82" + flags3 + _HDR_PLAIN + b"\x00", b"\x83" + flags3 + _HDR_PLAIN + b"\x00"
-        bodies = [(b"", body_e) for _, body_e in bodies]
-    opt = bodies[0][1][len(bodies[0][1]) - 11 :]  # the OPT RR we appended is the last 11 bytes
+        pairs = [(b"", with_opt) for _, with_opt in pairs]
     return (
         h0,
         h1,
-        b"\x80" + flags3 + counts_e,
-        b"\x81" + flags3 + counts_e,
-        itertools.cycle(bodies),
+        b"\x80" + flags3 + counts + b"\x01",
+        b"\x81" + flags3 + counts + b"\x01",
+        itertools.cycle(pairs),
         b"\x82" + flags3 + _HDR_PLAIN + b"\x01",
         b"\x83" + flags3 + _HDR_PLAIN + b"\x01",
-        opt,
+        _OPT,
     )
 
 
-def _response(name: dns.name.Name, rdtype: int, rcode: int = 0) -> dns.message.Message:
-    query = dns.message.make_query(name, rdtype)
-    query.flags = 0
-    response = dns.message.make_response(query)
-    response.flags = dns.flags.QR | dns.flags.RA
-    response.set_rcode(rcode)
-    return response
+def _a_records(addresses: list[str], ttl: int) -> bytes:
+    """Answer records for the question's name (a compression pointer to offset 12), type A, class IN."""
+    head = b"\xc0\x0c\x00\x01\x00\x01" + ttl.to_bytes(4, "big") + b"\x00\x04"
+    return b"".join(head + ipaddress.IPv4Address(a).packed for a in addresses)
 
 
 def _local_rrsets(view: View, text: str, rdtype: int, ttl: int) -> list[dns.rrset.RRset] | None:
@@ -190,40 +172,41 @@ def _wire_name(text: str) -> bytes:
     return dns.name.from_text(text.lower()).to_wire()[:-1]
 
 
-def _build_view(spec: dict[str, Any], hidden: frozenset[str], ttl: int) -> View:
-    names = {str(k): [str(a) for a in v] for k, v in spec["names"].items()}
-    reverse = {str(k): str(v) for k, v in spec["reverse"].items()}
+def _build_view(spec: dict[str, Any], hidden: frozenset[str], ttl: int, shared: dict[Any, Any]) -> View:
+    """Precompute every answer of one view. ``shared`` holds entries that views can share (the same name with the
+    same answer), so a topology with many views builds each distinct answer once."""
+    names = {str(k).lower(): [str(a) for a in v] for k, v in spec["names"].items()}
+    reverse = {str(k).lower(): str(v) for k, v in spec["reverse"].items()}
     view = View({}, names, reverse, frozenset(_wire_name(n) for n in [*names, *reverse]))
+    empty_types = [dns.rdatatype.from_text(t).to_bytes(2, "big") for t in PRECOMPUTED_TYPES[1:]]
+    all_types = [dns.rdatatype.from_text(t).to_bytes(2, "big") for t in PRECOMPUTED_TYPES]
+
+    def put(wire: bytes, rdtype: bytes, key: Any, bodies: list[bytes], ancount: int, rcode: int = 0) -> None:
+        entry = shared.get(key)
+        if entry is None:
+            entry = shared[key] = _entry(bodies, ancount, len(wire) + 5, rcode)
+        view.answers[wire + b"\x00" + rdtype + b"\x00\x01"] = entry
+
     for text, addresses in names.items():
-        name = dns.name.from_text(text)
-        qlen = len(name.to_wire()) + 4
-        order = list(addresses)
-        random.shuffle(order)
+        wire = _wire_name(text)
+        order = sorted(addresses)
+        random.shuffle(order)  # where the rotation starts differs between reloads, as Docker's shuffle does
         rotations = [order[i:] + order[:i] for i in range(min(len(order), MAX_ROTATIONS))]
-        responses = []
-        for rotation in rotations:
-            response = _response(name, dns.rdatatype.A)
-            response.answer.append(dns.rrset.from_text_list(name, ttl, "IN", "A", rotation))
-            responses.append(response)
-        wire_name = name.to_wire()
-        view.answers[wire_name + b"\x00\x01\x00\x01"] = _entry(responses, qlen)
-        for rdtype in PRECOMPUTED_TYPES[1:]:
-            code = dns.rdatatype.from_text(rdtype)
-            view.answers[wire_name + code.to_bytes(2, "big") + b"\x00\x01"] = _entry([_response(name, code)], qlen)
+        bodies = [_a_records(rotation, ttl) for rotation in rotations]
+        put(wire, b"\x00\x01", (wire, "A", tuple(sorted(addresses))), bodies, len(order))
+        for rdtype in empty_types:
+            put(wire, rdtype, (wire, rdtype, "NODATA"), [b""], 0)
     for text, target in reverse.items():
-        name = dns.name.from_text(text)
-        response = _response(name, dns.rdatatype.PTR)
-        response.answer.append(dns.rrset.from_text(name, ttl, "IN", "PTR", target + "."))
-        view.answers[name.to_wire() + b"\x00\x0c\x00\x01"] = _entry([response], len(name.to_wire()) + 4)
+        wire = _wire_name(text)
+        target_wire = dns.name.from_text(target).to_wire()
+        record = b"\xc0\x0c\x00\x0c\x00\x01" + ttl.to_bytes(4, "big") + len(target_wire).to_bytes(2, "big")
+        put(wire, b"\x00\x0c", (wire, "PTR", target), [record + target_wire], 1)
     for text in hidden:
         if text in names:
             continue
-        name = dns.name.from_text(text)
-        for rdtype in PRECOMPUTED_TYPES:
-            code = dns.rdatatype.from_text(rdtype)
-            view.answers[name.to_wire() + code.to_bytes(2, "big") + b"\x00\x01"] = _entry(
-                [_response(name, code, dns.rcode.NXDOMAIN)], len(name.to_wire()) + 4
-            )
+        wire = _wire_name(text)
+        for rdtype in all_types:
+            put(wire, rdtype, (wire, rdtype, "NXDOMAIN"), [b""], 0, dns.rcode.NXDOMAIN)
     return view
 
 
@@ -235,7 +218,8 @@ def load_tables(raw: bytes) -> Tables:
             raise StateError("not a wharf.network resolver state of format 1")
         ttl = int(state.get("ttl", 600))
         hidden = frozenset(str(n) for n in state.get("hidden", []))
-        views = {key: _build_view(spec, hidden, ttl) for key, spec in state["views"].items()}
+        shared: dict[Any, Any] = {}
+        views = {key: _build_view(spec, hidden, ttl, shared) for key, spec in state["views"].items()}
 
         def client(spec: dict[str, Any], upstreams: list[str]) -> Client:
             return Client(views[spec["view"]], tuple(upstreams) if spec.get("forward", True) else None)
@@ -257,7 +241,7 @@ def load_tables(raw: bytes) -> Tables:
             listen=tuple(str(ipaddress.IPv4Address(a)) for a in state.get("listen", [])),
             ttl=ttl,
             digest=hashlib.sha256(raw).hexdigest(),
-            answers_count=sum(len(v.answers) for v in views.values()),
+            answers_count=len(shared),
         )
     except StateError:
         raise
@@ -287,7 +271,8 @@ class _Forward:
 class Server:
     """The resolver: listening sockets, the current tables, forwarded queries in flight."""
 
-    def __init__(self, state_path: str, status_path: str, log: Any = sys.stderr):
+    def __init__(self, state_path: str, status_path: str, log: Any = sys.stderr, port: int = PORT):
+        self.port = port  # to listen on; upstream servers are always asked on port 53
         self.state_path = state_path
         self.status_path = status_path
         self.log = log
@@ -361,16 +346,16 @@ class Server:
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 udp.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
-                udp.bind((address, PORT))
+                udp.bind((address, self.port))
                 udp.setblocking(False)
                 tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 tcp.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
-                tcp.bind((address, PORT))
+                tcp.bind((address, self.port))
                 tcp.listen(128)
                 tcp.setblocking(False)
             except OSError as exc:
-                errors.append(f"cannot listen on {address}:{PORT}: {exc}")
+                errors.append(f"cannot listen on {address}:{self.port}: {exc}")
                 continue
             self.udp[address], self.tcp[address] = udp, tcp
             self.selector.register(udp, selectors.EVENT_READ, ("udp", udp))
@@ -382,9 +367,11 @@ class Server:
     # --- main loop ---
 
     def run(self) -> None:
-        signal.signal(signal.SIGHUP, self._on_hup)
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
+        """Serve until SIGTERM (or ``stop()``); SIGHUP reloads. Signals are only taken in the main thread."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGHUP, self._on_hup)
+            signal.signal(signal.SIGTERM, self._on_term)
+            signal.signal(signal.SIGINT, self._on_term)
         while self.running:
             if self.reload_wanted:
                 self.reload()
@@ -408,10 +395,17 @@ class Server:
                 self.expire()
 
     def _on_hup(self, signum: int, frame: Any) -> None:
+        self.request_reload()
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.stop()
+
+    def request_reload(self) -> None:
+        """Reload the state file at the next turn of the loop (what SIGHUP does)."""
         self.reload_wanted = True
         self._wake()
 
-    def _on_term(self, signum: int, frame: Any) -> None:
+    def stop(self) -> None:
         self.running = False
         self._wake()
 
@@ -717,9 +711,6 @@ def _recv_exact(conn: socket.socket, size: int) -> bytes | None:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
-
-
-_OPT = b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
 
 
 def _edns_ok(data: bytes, qend: int, n: int) -> bool:

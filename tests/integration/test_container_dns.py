@@ -352,4 +352,14 @@ def test_teardown_removes_files_and_stops_resolver(lab):
     lab.dns(topology())
     pids = [lab.resolver_pid(), lab.server_pid()]
     lab.sandbox.destroy()
-    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], pids
+    deadline = time.monotonic() + 5
+    while left := [pid for pid in pids if _running(pid)]:  # killed ones may stay zombies until init reaps them
+        assert time.monotonic() < deadline, left
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

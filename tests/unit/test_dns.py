@@ -1,0 +1,350 @@
+"""The embedded DNS: topology → resolver state and per-container files (pure), the systemd unit, and the resolver
+itself in-process on loopback (no root: a high port on 127.0.0.1, real UDP and TCP packets)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+from ansible_collections.wharf.network.plugins.module_utils import _dns_server
+from ansible_collections.wharf.network.plugins.module_utils._dns_daemon import Paths, render_state, render_unit
+from ansible_collections.wharf.network.plugins.module_utils._dns_files import (
+    FILE_MARK,
+    container_files,
+    hosts_text,
+    plan_container_files,
+    resolv_conf_text,
+)
+from ansible_collections.wharf.network.plugins.module_utils._dns_state import (
+    HostResolvConf,
+    parse_resolv_conf,
+    resolver_state,
+)
+from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._topology import parse_topology
+
+HOST_RESOLV = HostResolvConf(("192.0.2.53", "10.9.0.1"), ("example.test",), ("timeout:2", "ndots:3"))
+
+
+def doc() -> dict:
+    return {
+        "networks": {
+            "front": {"subnet": "10.9.0.0/24"},
+            "back": {"subnet": "10.9.1.0/24", "internal": True},
+            "ovl": {"subnet": "10.9.2.0/24", "driver": "overlay"},
+            "lonely": {"subnet": "10.9.3.0/24"},
+        },
+        "containers": {
+            "web": {
+                "host": "h1",
+                "hostname": "www",
+                "networks": {"front": {"ipv4_address": "10.9.0.10", "aliases": ["site", "lb"]}},
+                "extra_hosts": ["db.local:192.0.2.7", "host.docker.internal:host-gateway"],
+                "dns_search": ["corp.test"],
+                "dns_options": ["edns0"],
+            },
+            "api": {
+                "host": "h1",
+                "networks": {"front": {"ipv4_address": "10.9.0.11", "aliases": ["lb"]}, "back": {}},
+                "dns": ["198.51.100.9"],
+            },
+            "db": {"host": "h1", "networks": {"back": {"ipv4_address": "10.9.1.12"}}, "dns_options": ["ndots:2"]},
+            "far": {"host": "h2", "networks": {"front": {"ipv4_address": "10.9.0.40"}}},
+            "ov1": {"host": "h1", "networks": {"ovl": {"ipv4_address": "10.9.2.10", "aliases": ["ovsvc"]}}},
+            "ov2": {"host": "h2", "networks": {"ovl": {"ipv4_address": "10.9.2.20", "aliases": ["ovsvc"]}}},
+            "gone": {"host": "h1", "state": "absent", "networks": {"front": {"ipv4_address": "10.9.0.50"}}},
+            "side": {"host": "h1", "network_mode": "container:api"},
+            "loop": {"host": "h1", "network_mode": "none", "extra_hosts": ["gw:host-gateway"]},
+        },
+    }
+
+
+def state_of(document: dict | None = None, host: str = "h1") -> dict:
+    return resolver_state(parse_topology(document or doc()), host, HOST_RESOLV)
+
+
+def test_parse_resolv_conf():
+    text = (
+        "# comment\nnameserver 192.0.2.1\nnameserver fe80::1%eth0\nnameserver not-an-ip\n"
+        "domain a.test\nsearch b.test c.test ; trailing\noptions rotate\noptions ndots:2 timeout:1\n"
+    )
+    parsed = parse_resolv_conf(text)
+    assert parsed.nameservers == ("192.0.2.1", "fe80::1%eth0")
+    assert parsed.search == ("b.test", "c.test")
+    assert parsed.options == ("rotate", "ndots:2", "timeout:1")
+    assert parse_resolv_conf("") == HostResolvConf()
+
+
+def test_views_by_network_set_and_clients():
+    state = state_of()
+    assert state["listen"] == ["10.9.1.1", "10.9.0.1", "10.9.2.1"]  # back, front, ovl (by name); lonely unused
+    assert sorted(state["views"]) == ["back", "back+front", "front", "ovl"]
+    front = state["views"]["front"]["names"]
+    assert front["web"] == ["10.9.0.10"] and front["www"] == ["10.9.0.10"] and front["site"] == ["10.9.0.10"]
+    assert front["lb"] == ["10.9.0.10", "10.9.0.11"]
+    assert front["web.front"] == ["10.9.0.10"]
+    assert "db" not in front and "far" not in front  # other network; bridge network of another host
+    assert "gone" not in front and "side" not in front  # absent; no endpoint of its own
+    both = state["views"]["back+front"]["names"]
+    assert both["db"] == ["10.9.1.12"] and both["web"] == ["10.9.0.10"]
+    assert both["api"] == [both["api.back"][0], "10.9.0.11"] or sorted(both["api"]) == sorted(
+        [both["api.back"][0], "10.9.0.11"]
+    )
+    assert state["views"]["front"]["reverse"]["10.0.9.10.in-addr.arpa"] == "web"
+    clients = state["clients"]
+    assert clients["10.9.0.10"] == {"view": "front", "forward": True, "upstreams": ["192.0.2.53"]}
+    api_back = next(a for a, c in clients.items() if a.startswith("10.9.1.") and a != "10.9.1.12")
+    assert clients["10.9.0.11"] == {"view": "back+front", "forward": True, "upstreams": ["198.51.100.9"]}
+    assert clients[api_back]["forward"] is False  # its address on the internal network never forwards
+    assert clients["10.9.1.12"]["forward"] is False
+    assert "10.9.0.40" not in clients and "10.9.0.50" not in clients
+    assert state["upstreams"] == ["192.0.2.53"]  # the host's own gateway address (10.9.0.1) is no upstream
+    assert {"db", "far", "gone", "www", "site", "lb", "ovsvc", "db.back"} <= set(state["hidden"])
+    assert state["hidden_subnets"] == ["10.9.0.0/24", "10.9.1.0/24", "10.9.2.0/24", "10.9.3.0/24"]
+    assert state["subnets"]["10.9.1.0/24"] == {"view": "back", "forward": False}
+
+
+def test_overlay_view_holds_containers_of_every_host():
+    ovl = state_of()["views"]["ovl"]["names"]
+    assert ovl["ovsvc"] == ["10.9.2.10", "10.9.2.20"]  # ov2 lives on h2
+    assert ovl["ov2"] == ["10.9.2.20"]
+    on_h2 = state_of(host="h2")
+    assert on_h2["views"]["ovl"]["names"]["ovsvc"] == ["10.9.2.10", "10.9.2.20"]
+    assert on_h2["views"]["front"]["names"] == {"far": ["10.9.0.40"], "far.front": ["10.9.0.40"]}
+
+
+def test_state_is_deterministic_and_json():
+    first = render_state(state_of())
+    reordered = doc()
+    reordered["containers"] = dict(reversed(list(reordered["containers"].items())))
+    assert render_state(state_of(reordered)) == first
+    json.loads(first)
+
+
+def test_no_resolver_without_served_networks():
+    state = state_of({"networks": {"n": {"subnet": "10.1.0.0/24"}}, "containers": {"x": {"network_mode": "none"}}})
+    assert state["listen"] == [] and state["clients"] == {}
+
+
+def test_resolv_conf_text():
+    model = parse_topology(doc())
+    web = resolv_conf_text(model, model.containers["web"], HOST_RESOLV).splitlines()
+    assert web == [FILE_MARK, "nameserver 10.9.0.1", "search corp.test", "options timeout:2 ndots:0 edns0"]
+    api = resolv_conf_text(model, model.containers["api"], HOST_RESOLV).splitlines()
+    assert api[1:4] == ["nameserver 10.9.0.1", "nameserver 10.9.1.1", "search example.test"]  # internal last
+    db = resolv_conf_text(model, model.containers["db"], HOST_RESOLV).splitlines()
+    assert db[-1] == "options timeout:2 ndots:2"  # the container's ndots wins over Docker's 0
+    assert resolv_conf_text(model, model.containers["loop"], HOST_RESOLV) is None
+
+
+def test_hosts_text():
+    model = parse_topology(doc())
+    web = hosts_text(model, model.containers["web"]).splitlines()
+    assert web[0] == FILE_MARK and web[1] == "127.0.0.1\tlocalhost"
+    assert web[-3:] == ["192.0.2.7\tdb.local", "10.9.0.1\thost.docker.internal", "10.9.0.10\twww web"]
+    loop = hosts_text(model, model.containers["loop"]).splitlines()
+    assert loop[-1] == "# gw: host-gateway left out, the container has no network"
+    files = container_files(model, "h1", HOST_RESOLV)
+    assert sorted(files) == ["api", "db", "loop", "ov1", "web"]
+    assert sorted(files["loop"]) == ["hosts"] and sorted(files["web"]) == ["hosts", "resolv.conf"]
+
+
+def test_plan_container_files(tmp_path: Path):
+    wanted = {"web": {"hosts": FILE_MARK + "\n1\n", "resolv.conf": FILE_MARK + "\n2\n"}}
+    plan = Plan()
+    assert plan_container_files(wanted, plan, str(tmp_path)) == []
+    assert [c.describe() for c in plan.changes] == [
+        f"create file '{tmp_path}/web/hosts'",
+        f"create file '{tmp_path}/web/resolv.conf'",
+    ]
+    plan.apply()
+    again = Plan()
+    plan_container_files(wanted, again, str(tmp_path))
+    assert not again.changed
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "hosts").write_text(FILE_MARK + "\nstale\n")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "hosts").write_text("127.0.0.1 mine\n")
+    wanted["mine"] = {"hosts": FILE_MARK + "\nnew\n"}
+    wanted["web"]["hosts"] = FILE_MARK + "\nchanged\n"
+    third = Plan()
+    errors = plan_container_files(wanted, third, str(tmp_path))
+    assert errors == [
+        f"{tmp_path}/mine/hosts exists and was not written by wharf.network: move it away to let it be managed"
+    ]
+    assert [c.describe() for c in third.changes] == [
+        f"write file '{tmp_path}/web/hosts'",
+        f"delete file '{tmp_path}/old/hosts'",
+    ]
+    third.apply()
+    assert not (tmp_path / "old").exists() and (tmp_path / "web" / "hosts").read_text().endswith("changed\n")
+    (tmp_path / "undeclared").mkdir()
+    (tmp_path / "undeclared" / "hosts").write_text(FILE_MARK + "\nkept\n")
+    del wanted["mine"]
+    fourth = Plan()
+    assert plan_container_files(wanted, fourth, str(tmp_path), removable=lambda name: name != "undeclared") == []
+    assert not fourth.changed  # not removable: left alone (a topology without prune keeps what it no longer names)
+
+
+def test_render_unit():
+    unit = render_unit("/usr/bin/python3", Paths("/run/wharf/dns"))
+    assert "ExecStart=/usr/bin/python3 /run/wharf/dns/server.py serve --state /run/wharf/dns/state.json " in unit
+    assert "--status /run/wharf/dns/status.json\n" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID\n" in unit and "Restart=always\n" in unit
+    assert "\n[Install]\nWantedBy=multi-user.target\n" in unit
+
+
+# --- the resolver in-process -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        udp_port = probe.getsockname()[1]
+    return udp_port
+
+
+def _local_state(forward: bool, upstreams: list[str]) -> dict:
+    many = {f"m{i}": {"networks": {"n": {"ipv4_address": f"10.5.0.{100 + i}", "aliases": ["many"]}}} for i in range(40)}
+    document = {
+        "networks": {"n": {"subnet": "10.5.0.0/24"}, "other": {"subnet": "10.6.0.0/24"}},
+        "containers": {
+            "web": {"networks": {"n": {"ipv4_address": "10.5.0.10", "aliases": ["svc"]}}},
+            "web2": {"networks": {"n": {"ipv4_address": "10.5.0.11", "aliases": ["svc"]}}},
+            "web3": {"networks": {"n": {"ipv4_address": "10.5.0.12", "aliases": ["svc"]}}},
+            "hidden": {"networks": {"other": {"ipv4_address": "10.6.0.10"}}},
+            **many,
+        },
+    }
+    state = resolver_state(parse_topology(document), "h", HostResolvConf())
+    state["listen"] = ["127.0.0.1"]
+    state["clients"] = {"127.0.0.1": {"view": "n", "forward": forward, "upstreams": upstreams}}
+    return state
+
+
+class Running:
+    def __init__(self, tmp: Path, state: dict):
+        self.state_path, self.status = tmp / "state.json", tmp / "status.json"
+        self.state_path.write_text(json.dumps(state))
+        self.port = _free_port()
+        self.server = _dns_server.Server(str(self.state_path), str(self.status), port=self.port)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        self.wait(lambda status: status.get("loaded"))
+
+    def wait(self, ready) -> dict:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                status = json.loads(self.status.read_text())
+                if ready(status):
+                    return status
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.01)
+        raise AssertionError("the resolver did not report")
+
+    def ask(self, name: str, rdtype: str = "A", tcp: bool = False, **kwargs) -> dns.message.Message:
+        query = dns.message.make_query(name, rdtype, **kwargs)
+        if tcp:
+            return dns.query.tcp(query, "127.0.0.1", port=self.port, timeout=3)
+        return dns.query.udp(query, "127.0.0.1", port=self.port, timeout=3)
+
+    def close(self) -> None:
+        self.server.stop()
+        self.thread.join(5)
+        for sock in [*self.server.udp.values(), *self.server.tcp.values()]:
+            sock.close()
+
+
+@pytest.fixture
+def resolver(tmp_path: Path):
+    running = Running(tmp_path, _local_state(forward=False, upstreams=[]))
+    yield running
+    running.close()
+
+
+def _addresses(response: dns.message.Message) -> list[str]:
+    return [item.address for rrset in response.answer for item in rrset]
+
+
+def test_resolver_answers_locally(resolver):
+    assert _addresses(resolver.ask("web")) == ["10.5.0.10"]
+    upper = resolver.ask("WeB.N")
+    assert _addresses(upper) == ["10.5.0.10"] and upper.question[0].name.to_text() == "WeB.N."
+    with_edns = resolver.ask("web", use_edns=0, payload=1232)
+    assert _addresses(with_edns) == ["10.5.0.10"] and with_edns.edns == 0
+    assert resolver.ask("web", rdtype="AAAA").rcode() == dns.rcode.NOERROR
+    assert resolver.ask("web", rdtype="AAAA").answer == []
+    assert resolver.ask("web", rdtype="TXT").answer == [] and resolver.ask("web", rdtype="TXT").rcode() == 0
+    assert resolver.ask("hidden").rcode() == dns.rcode.NXDOMAIN
+    assert resolver.ask("hidden", rdtype="MX").rcode() == dns.rcode.NXDOMAIN
+    assert resolver.ask("nosuchname").rcode() == dns.rcode.NXDOMAIN
+    assert resolver.ask("10.0.6.10.in-addr.arpa", rdtype="PTR").rcode() == dns.rcode.NXDOMAIN
+    ptr = resolver.ask("10.0.5.10.in-addr.arpa", rdtype="PTR")
+    assert [item.target.to_text() for rrset in ptr.answer for item in rrset] == ["web."]
+    assert resolver.ask("www.example.com").rcode() == dns.rcode.REFUSED  # this client never forwards
+    assert _addresses(resolver.ask("web", tcp=True)) == ["10.5.0.10"]
+
+
+def test_resolver_round_robin(resolver):
+    firsts = [_addresses(resolver.ask("svc"))[0] for _ in range(30)]
+    assert {firsts.count(a) for a in ("10.5.0.10", "10.5.0.11", "10.5.0.12")} == {10}
+
+
+def test_resolver_truncates_and_tcp_has_everything(resolver):
+    plain = resolver.ask("many")
+    assert plain.flags & dns.flags.TC and plain.answer == []
+    small = resolver.ask("many", use_edns=0, payload=512)
+    assert small.flags & dns.flags.TC
+    assert len(_addresses(resolver.ask("many", use_edns=0, payload=1232))) == 40
+    assert len(_addresses(resolver.ask("many", tcp=True))) == 40
+
+
+def test_resolver_survives_malformed_packets(resolver):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+        raw.settimeout(0.5)
+        for payload in (b"", b"\x00", b"\x12\x34\x01\x00\x00\x01" + b"\x00" * 6 + b"\x3f" * 200, os.urandom(300)):
+            raw.sendto(payload, ("127.0.0.1", resolver.port))
+        raw.sendto(bytes.fromhex("5678010000010000000000000377777700"), ("127.0.0.1", resolver.port))
+        replies = {}
+        while len(replies) < 2 or not {b"\x12\x34", b"\x56\x78"} <= set(replies):
+            reply = raw.recv(512)  # the random bytes may get a FORMERR of their own
+            replies[reply[:2]] = reply[2:4]
+        assert replies[b"\x12\x34"] == b"\x81\x81"  # FORMERR (with RA) for the overlong label
+        assert replies[b"\x56\x78"] == b"\x81\x81"  # and for a question cut short
+    assert _addresses(resolver.ask("web")) == ["10.5.0.10"]
+
+
+def test_resolver_keeps_last_good_state(resolver):
+    before = json.loads(resolver.status.read_text())["loaded"]
+    resolver.state_path.write_text("{not json")
+    resolver.server.request_reload()
+    status = resolver.wait(lambda s: s.get("error"))
+    assert status["loaded"] == before and "not loaded, keeping the last good one" in status["error"]
+    assert _addresses(resolver.ask("web")) == ["10.5.0.10"]
+    state = _local_state(forward=False, upstreams=[])
+    state["views"]["n"]["names"]["newname"] = ["10.5.0.77"]
+    resolver.state_path.write_text(json.dumps(state))
+    resolver.server.request_reload()
+    resolver.wait(lambda s: s.get("loaded") != before and not s.get("error"))
+    assert _addresses(resolver.ask("newname")) == ["10.5.0.77"]
+
+
+def test_resolver_servfail_without_upstream(tmp_path: Path):
+    running = Running(tmp_path, _local_state(forward=True, upstreams=[]))
+    try:
+        assert running.ask("www.example.com").rcode() == dns.rcode.SERVFAIL
+        assert _addresses(running.ask("web")) == ["10.5.0.10"]
+    finally:
+        running.close()
