@@ -247,7 +247,7 @@ def parse_publishes(items: list[Mapping[str, Any]], path: str = "publishes") -> 
     errors: list[str] = []
     publishes: list[Publish] = []
     for index, item in enumerate(items):
-        where = f"{path}[{index}]"
+        where = str(item.get("source") or f"{path}[{index}]")
         parser = _Parser()
         spec: object
         if item.get("port") not in (None, ""):

@@ -17,8 +17,9 @@ def expected_probes(containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every container with a namespace probes every other container's addresses.
 
     Expected reachable exactly when the two share the network of that address (Docker's rule:
-    containers on one network reach each other; different networks are isolated). A container
-    sharing another's namespace (container:OTHER) and host-mode containers do not probe.
+    containers on one network reach each other; different networks are isolated) and that network
+    lets its containers talk (``icc``). A container sharing another's namespace (container:OTHER) and
+    host-mode containers do not probe.
     """
     probes = []
     sources = [c for c in containers if c.get("network_mode") in ("bridge", "none") and c.get("namespace")]
@@ -32,7 +33,7 @@ def expected_probes(containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     {
                         "source": source["namespace"],
                         "destination": endpoint["address"],
-                        "expected": endpoint["network"] in source_networks,
+                        "expected": endpoint["network"] in source_networks and endpoint.get("icc", True),
                         "label": f"{source['name']} -> {target['name']}.{endpoint['network']}",
                     }
                 )
