@@ -95,6 +95,8 @@ def host_items(topology: Topology, inventory_hostname: str) -> dict[str, Any]:
                     "master": network.bridge_name,
                     "mtu": network.mtu,
                     "peer_mac": endpoint.mac_address,
+                    # a container reaching its own published port through the host's address (hairpin NAT)
+                    "hairpin": True,
                 }
                 items["veths" if present else "absent_veths"].append(veth)
                 if present:
