@@ -1,7 +1,7 @@
 # This file is private to the wharf.network collection: its API may change at any time.
 """Converge one host to a whole topology in one process: validate, work out the host's items, then run
-the resources in order (namespaces, bridges, endpoints, addresses), each observing what the one before
-it left.
+the resources in order (namespaces, bridges, the firewall, endpoints, addresses), each observing what
+the one before it left.
 
 Why one process and not one module call per resource: on this kind of machine each Ansible module call
 costs about 0.35 s of Ansible and interpreter start-up whatever it does, and the netlink sockets opened
@@ -21,6 +21,13 @@ from ansible_collections.wharf.network.plugins.module_utils._host_items import h
 from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets, netns_path
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._resources.bridge import BridgeResource
+from ansible_collections.wharf.network.plugins.module_utils._resources.firewall import (
+    RECORD_DIR,
+    RECORD_NAME,
+    FirewallResource,
+    Runner,
+    read_record,
+)
 from ansible_collections.wharf.network.plugins.module_utils._resources.ip_addr import IpAddrResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.netns import NetnsResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.veth import VethResource
@@ -36,6 +43,7 @@ class ConvergeResult:
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
     containers: list[dict[str, Any]] = field(default_factory=list)
+    publishes: list[dict[str, Any]] = field(default_factory=list)
     applied: int = 0  # changes really made so far (0 in check mode)
 
     @property
@@ -55,8 +63,12 @@ class ConvergeResult:
 Step = tuple[str, Callable[[NamespaceSockets], Any]]
 
 
-def host_steps(items: dict[str, Any]) -> list[Step]:
-    """The resources to run for this host, in order; a step with nothing to do is left out."""
+def host_steps(items: dict[str, Any], firewall: FirewallResource | None = None) -> list[Step]:
+    """The resources to run for this host, in order; a step with nothing to do is left out.
+
+    The firewall comes right after the bridges it names (route_localnet is a sysctl of the bridge) and
+    before any container is connected, so no endpoint is ever up while the host forwards without the table.
+    """
     prune = bool(items["prune"])
     own = [n["name"] for n in items["namespaces"] if "share_with" not in n]
     steps: list[Step] = []
@@ -66,6 +78,8 @@ def host_steps(items: dict[str, Any]) -> list[Step]:
         steps.append(("containers", lambda s: NetnsResource(s, items["namespaces"], "present", prune)))
     if items["bridges"] or prune:
         steps.append(("networks", lambda s: BridgeResource(s, items["bridges"], "present", prune, None)))
+    if firewall is not None:
+        steps.append(("firewall", lambda s: firewall))
     if items["veths"] or prune:
         # a declared container's endpoints are exactly its networks (connect/disconnect); only prune
         # reaches further, to endpoints of containers the topology no longer declares
@@ -80,10 +94,19 @@ def host_steps(items: dict[str, Any]) -> list[Step]:
     return steps
 
 
-def converge(topology: Any, host: str, check_mode: bool, result: ConvergeResult | None = None) -> ConvergeResult:
+def converge(
+    topology: Any,
+    host: str,
+    check_mode: bool,
+    result: ConvergeResult | None = None,
+    run: Runner | None = None,
+    nft_binary: str = "nft",
+    record_dir: str = RECORD_DIR,
+) -> ConvergeResult:
     """Validate everything first (ValidationError with every problem), then converge step by step.
 
-    Pass `result` to keep what was done when a later step fails.
+    `run(argv, data)` runs the `nft` program (AnsibleModule.run_command in the module); None leaves the
+    firewall alone. Pass `result` to keep what was done when a later step fails.
     """
     try:
         model = parse_topology(topology)
@@ -93,11 +116,14 @@ def converge(topology: Any, host: str, check_mode: bool, result: ConvergeResult 
     if items["sub_interfaces"]:
         users = sorted({i["namespace"] for i in items["sub_interfaces"]})
         raise ValidationError([f"networks of driver macvlan/ipvlan are not supported yet (used by {', '.join(users)})"])
+    firewall = _firewall(items, run, nft_binary, record_dir)
+    if firewall is not None:
+        firewall.validate()  # publish clashes and ports host processes hold: refused before the first change
     result = result if result is not None else ConvergeResult()
     result.containers = items["containers"]
     vanishing: set[str] = set()
     with NamespaceSockets() as sockets:
-        for name, build in host_steps(items):
+        for name, build in host_steps(items, firewall):
             resource = build(sockets)
             resource.check_mode = check_mode
             if hasattr(resource, "vanishing_nsids"):
@@ -112,7 +138,37 @@ def converge(topology: Any, host: str, check_mode: bool, result: ConvergeResult 
             finally:
                 if hasattr(resource, "close"):
                     resource.close()
+    if firewall is not None:
+        result.publishes = firewall.report()["publishes"]  # with the ports free-port requests got
     return result
+
+
+def _firewall(items: dict[str, Any], run: Runner | None, nft_binary: str, record_dir: str) -> FirewallResource | None:
+    """The host's table for this topology; with no network left, its removal (only if wharf made one)."""
+    if run is None:
+        return None
+    networks = items["firewall_networks"] + _kept_networks(items, record_dir)
+    if networks or items["publishes"]:
+        return FirewallResource(run, networks, items["publishes"], "present", True, nft_binary, record_dir)
+    if os.path.exists(os.path.join(record_dir, RECORD_NAME)):
+        return FirewallResource(run, None, None, "absent", False, nft_binary, record_dir)
+    return None
+
+
+def _kept_networks(items: dict[str, Any], record_dir: str) -> list[dict[str, Any]]:
+    """Networks the table governed that the topology no longer names but that still exist (no `prune`, not
+    `state: absent`): they stay isolated until they are removed, instead of falling out of the table open."""
+    if items["prune"]:
+        return []
+    record = read_record(record_dir)
+    if record is None:
+        return []
+    named = {n["bridge"] for n in items["firewall_networks"]} | {b["name"] for b in items["absent_bridges"]}
+    return [
+        network.record()
+        for network in record.networks
+        if network.bridge not in named and os.path.isdir(f"/proc/sys/net/ipv4/conf/{network.bridge}")
+    ]
 
 
 def _run_step(name: str, resource: Any, check_mode: bool, result: ConvergeResult) -> None:

@@ -17,8 +17,9 @@ def expected_probes(containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every container with a namespace probes every other container's addresses.
 
     Expected reachable exactly when the two share the network of that address (Docker's rule:
-    containers on one network reach each other; different networks are isolated). A container
-    sharing another's namespace (container:OTHER) and host-mode containers do not probe.
+    containers on one network reach each other; different networks are isolated) and that network
+    lets its containers talk (``icc``). A container sharing another's namespace (container:OTHER) and
+    host-mode containers do not probe.
     """
     probes = []
     sources = [c for c in containers if c.get("network_mode") in ("bridge", "none") and c.get("namespace")]
@@ -32,15 +33,18 @@ def expected_probes(containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     {
                         "source": source["namespace"],
                         "destination": endpoint["address"],
-                        "expected": endpoint["network"] in source_networks,
+                        "expected": endpoint["network"] in source_networks and endpoint.get("icc", True),
                         "label": f"{source['name']} -> {target['name']}.{endpoint['network']}",
                     }
                 )
     return probes
 
 
-def render(containers: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[str]:
-    """The report: a container table, then a matrix of expected/measured per source and destination."""
+def render(
+    containers: list[dict[str, Any]], results: list[dict[str, Any]], publishes: list[dict[str, Any]] | None = None
+) -> list[str]:
+    """The report: a container table, the published ports, then a matrix of expected/measured per source and
+    destination."""
     lines = ["containers:"]
     width = max((len(c["name"]) for c in containers), default=4)
     for container in containers:
@@ -52,6 +56,7 @@ def render(containers: list[dict[str, Any]], results: list[dict[str, Any]]) -> l
         else:
             where = f"network_mode: {container.get('network_mode')}"
         lines.append(f"  {container['name']:<{width}}  {where}")
+    lines += _published(containers, publishes or [])
     if not results:
         return lines
     columns: list[str] = []
@@ -86,3 +91,17 @@ def render(containers: list[dict[str, Any]], results: list[dict[str, Any]]) -> l
     verdict = "all as expected" if mismatches == 0 else f"{mismatches} NOT as expected (marked !)"
     lines.append(f"{len(results)} probes, {verdict}")
     return lines
+
+
+def _published(containers: list[dict[str, Any]], publishes: list[dict[str, Any]]) -> list[str]:
+    """'  0.0.0.0:8080/tcp -> web1 172.28.0.10:80' per publish (as the converge returns them), free ports marked."""
+    if not publishes:
+        return []
+    owner = {e["address"]: c["name"] for c in containers for e in c.get("endpoints", [])}
+    rows = []
+    for p in publishes:
+        host = f"{p.get('host_ip') or '0.0.0.0'}:{p['published']}/{p['protocol']}"
+        target = f"{owner.get(p['address'], '?')} {p['address']}:{p['target']}"
+        rows.append((host, target + ("  (free port, stable)" if p.get("auto") else "")))
+    width = max(len(host) for host, _target in rows)
+    return ["", "published ports:"] + [f"  {host:<{width}}  -> {target}" for host, target in rows]

@@ -31,6 +31,14 @@ def test_expected_probes_follow_shared_networks():
     assert len(expected_probes(CONTAINERS)) == 3 * 4 + 4 - 3 - 1
 
 
+def test_no_inter_container_traffic_is_expected_blocked():
+    quiet = [
+        {"name": name, "namespace": name, "network_mode": "bridge", "endpoints": [{**endpoint("q", ip), "icc": False}]}
+        for name, ip in (("a", "192.0.2.2"), ("b", "192.0.2.3"))
+    ]
+    assert [p["expected"] for p in expected_probes(quiet)] == [False, False]
+
+
 def test_render_marks_mismatches():
     results = [
         {**p, "reachable": p["expected"], "ok": True} for p in expected_probes(CONTAINERS) if p["source"] != "off"
@@ -51,3 +59,17 @@ def test_render_marks_mismatches():
 def test_render_all_good():
     results = [{**p, "reachable": p["expected"], "ok": True} for p in expected_probes(CONTAINERS)]
     assert render(CONTAINERS, results)[-1].endswith("all as expected")
+
+
+def test_render_lists_published_ports_with_their_container():
+    publishes = [
+        {"host_ip": None, "published": "8080", "address": "192.0.2.4", "target": "80", "protocol": "tcp"},
+        {"host_ip": "127.0.0.1", "published": "40213", "address": "192.0.2.4", "target": "53", "protocol": "udp",
+         "auto": True},
+    ]  # fmt: skip
+    lines = render(CONTAINERS, [], publishes)
+    assert lines[-3:] == [
+        "published ports:",
+        "  0.0.0.0:8080/tcp     -> web 192.0.2.4:80",
+        "  127.0.0.1:40213/udp  -> web 192.0.2.4:53  (free port, stable)",
+    ]
