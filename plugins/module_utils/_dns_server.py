@@ -619,6 +619,8 @@ class Server:
 
     def upstream_answer(self, pair: tuple[socket.socket, _Forward]) -> None:
         up, job = pair
+        if job.done or job.sock is not up:
+            return  # an answer for an attempt already given up (its socket is closed)
         try:
             wire = up.recv(65535)
         except OSError:

@@ -94,7 +94,12 @@ class Lab:
         out = self.sandbox.sh(
             f"ip netns exec {netns} {sys.executable} {PROBE} ask {shlex.quote(json.dumps(specs))}", timeout=60
         ).stdout
-        return json.loads(out)
+        answers = json.loads(out)
+        lost = [label for label, answer in answers.items() if answer["rcode"] == "timeout"]
+        if lost:
+            log = self.sandbox.sh("tail -20 /run/wharf/dns/resolver.log", check=False).stdout
+            raise AssertionError(f"no answer from {netns} for {lost}: {answers}\nresolver log: {log}")
+        return answers
 
     def getent(self, netns: str, name: str) -> list[str]:
         out = self.sandbox.sh(f"ip netns exec {netns} getent ahostsv4 {shlex.quote(name)}", check=False).stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -348,3 +349,24 @@ def test_resolver_servfail_without_upstream(tmp_path: Path):
         assert _addresses(running.ask("web")) == ["10.5.0.10"]
     finally:
         running.close()
+
+
+def test_missing_dnspython_is_a_clear_error(monkeypatch, tmp_path: Path):
+    from ansible_collections.wharf.network.plugins.module_utils import _dns_daemon
+    from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+
+    assert _dns_daemon.dnspython_missing() is None
+    monkeypatch.setitem(sys.modules, "dns.version", None)  # what an interpreter without dnspython sees
+    message = _dns_daemon.dnspython_missing()
+    assert message is not None and "apt install python3-dnspython" in message and sys.executable in message
+    with pytest.raises(ValidationError) as caught:
+        _dns_daemon.dns_converge(
+            doc(),
+            "h1",
+            check_mode=True,
+            resolv_conf="",
+            paths=Paths(str(tmp_path / "dns")),
+            netns_etc=str(tmp_path / "netns"),
+        )
+    assert caught.value.errors == [message]
+    assert not (tmp_path / "netns").exists()  # nothing written
