@@ -272,7 +272,7 @@ def _field(text: str, label: str) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--containers", type=int, default=50)
     args = parser.parse_args()

@@ -24,9 +24,9 @@ import os
 import pkgutil
 import shlex
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,17 +156,16 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
-def observe(paths: Paths, systemd: bool) -> Resolver:
+# run(argv) -> (rc, stdout, stderr): AnsibleModule.run_command in the module, a stand-in in scripts and tests
+Run = Callable[[list[str]], tuple[int, str, str]]
+
+
+def observe(paths: Paths, systemd: bool, run: Run) -> Resolver:
     """The running resolver, if any: under systemd the unit's main pid, otherwise the pidfile's (checked to be
     our supervisor: a recycled pid of another program does not count)."""
     pid = None
     if systemd:
-        out = subprocess.run(
-            ["systemctl", "show", "--property=MainPID", "--value", UNIT_NAME],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
+        out = run(["systemctl", "show", "--property=MainPID", "--value", UNIT_NAME])[1].strip()
         pid = int(out) if out.isdigit() and int(out) > 0 else None
     else:
         text = read_file(paths.pidfile)
@@ -202,16 +201,20 @@ class DnsResult:
 class ResolverControl:
     """Start, reload, restart and stop the resolver, and wait until it runs the state just written."""
 
-    def __init__(self, paths: Paths, systemd: bool, python: str = sys.executable):
+    def __init__(self, paths: Paths, systemd: bool, run: Run, python: str = sys.executable):
         self.paths = paths
         self.systemd = systemd
+        self.run = run
         self.python = python
         self.pid: int | None = None
 
+    def command(self, argv: list[str]) -> None:
+        rc, out, err = self.run(argv)
+        if rc != 0:
+            raise WharfError(f"{' '.join(argv)} failed ({rc}): {err.strip() or out.strip()}")
+
     def systemctl(self, *args: str) -> None:
-        proc = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise WharfError(f"systemctl {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        self.command(["systemctl", *args])
 
     def start(self, want: str) -> None:
         if self.systemd:
@@ -220,13 +223,12 @@ class ResolverControl:
             self.wait_loaded(want)
             return
         os.makedirs(self.paths.state_dir, mode=0o755, exist_ok=True)
-        argv = [self.python, self.paths.program, "supervise", "--state", self.paths.state]
-        argv += ["--status", self.paths.status, "--pidfile", self.paths.pidfile]
-        with open(self.paths.log, "ab") as log, open(os.devnull, "rb") as null:
-            proc = subprocess.Popen(
-                argv, stdin=null, stdout=log, stderr=log, start_new_session=True, close_fds=True, cwd="/"
-            )
-        self.pid = proc.pid
+        # the program daemonizes itself (fork, setsid, output to the log) and returns once its pidfile is written
+        argv = [self.python, self.paths.program, "supervise", "--state", self.paths.state, "--status"]
+        argv += [self.paths.status, "--pidfile", self.paths.pidfile, "--daemonize", "--log", self.paths.log]
+        self.command(argv)
+        text = (read_file(self.paths.pidfile) or "").strip()
+        self.pid = int(text) if text.isdigit() else None
         self.wait_loaded(want)
 
     def reload(self, pid: int, want: str) -> None:
@@ -271,6 +273,10 @@ class ResolverControl:
         raise WharfError(f"the resolver did not come up within {READY_TIMEOUT:g} s; its log ends: {tail}")
 
 
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    raise WharfError(f"no way to run {argv[0]} was given")  # the module passes AnsibleModule.run_command
+
+
 def _unlink(path: str) -> None:
     """Remove a file that may already be gone (the supervisor removes its own pidfile when it stops)."""
     with contextlib.suppress(FileNotFoundError):
@@ -312,6 +318,7 @@ def dns_converge(
     paths: Paths | None = None,
     netns_etc: str | None = None,
     result: DnsResult | None = None,
+    run: Run | None = None,
 ) -> DnsResult:
     """Plan (and unless ``check_mode`` apply) the resolver and the per-container files of ``host``.
 
@@ -322,6 +329,7 @@ def dns_converge(
     except TopologyError as exc:
         raise ValidationError(list(exc.errors)) from None
     paths = paths or Paths()
+    run = run or _run
     result = result if result is not None else DnsResult()
     host_resolv = parse_resolv_conf(read_file(resolv_conf) or "") if resolv_conf else HostResolvConf()
     state = resolver_state(model, host, host_resolv)
@@ -343,8 +351,8 @@ def dns_converge(
         raise ValidationError(errors)
 
     systemd = systemd_is_init()
-    running = observe(paths, systemd)
-    control = ResolverControl(paths, systemd)
+    running = observe(paths, systemd, run)
+    control = ResolverControl(paths, systemd, run)
     if not needed:
         if running.pid is not None or (systemd and os.path.exists(UNIT_PATH)):
             plan.add("resolver", "wharf-dns", "delete", {"pid": running.pid}, None, lambda: control.stop(running.pid))

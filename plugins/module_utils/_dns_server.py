@@ -133,7 +133,7 @@ def _entry(bodies: list[bytes], ancount: int, qlen: int, rcode: int) -> tuple[An
         h0, h1 = b"\x80" + flags3 + counts + b"\x00", b"\x81" + flags3 + counts + b"\x00"
     else:  # too big for 512 bytes without EDNS: TC, question only (the client retries over TCP)
         h0, h1 = b"\x82" + flags3 + _HDR_PLAIN + b"\x00", b"\x83" + flags3 + _HDR_PLAIN + b"\x00"
-        pairs = [(b"", with_opt) for _, with_opt in pairs]
+        pairs = [(b"", pair[1]) for pair in pairs]
     return (
         h0,
         h1,
@@ -438,7 +438,7 @@ class Server:
         recv, send = sock.recvfrom, sock.sendto
         tables = self.tables
         clients = tables.clients if tables is not None else {}
-        for _ in range(DRAIN):
+        for _turn in range(DRAIN):
             try:
                 data, addr = recv(4096)
             except (BlockingIOError, InterruptedError):
@@ -789,12 +789,39 @@ def supervise(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detach(args: argparse.Namespace) -> bool:
+    """Fork into the background as a daemon does (new session, cwd /, stdin from /dev/null, output to the log).
+    Returns True in the parent, once the supervisor has written its pidfile (or after 10 s), False in the child."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(args.pidfile)
+    child = os.fork()
+    if child:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(args.pidfile) and time.monotonic() < deadline:
+            if os.waitpid(child, os.WNOHANG) != (0, 0):
+                break
+            time.sleep(0.01)
+        return True
+    os.setsid()
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(args.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wharf-dns", description="wharf.network embedded DNS resolver")
     parser.add_argument("mode", choices=["serve", "supervise"])
     parser.add_argument("--state", required=True)
     parser.add_argument("--status", required=True)
     parser.add_argument("--pidfile")
+    parser.add_argument("--daemonize", action="store_true", help="supervise: detach, return once running")
+    parser.add_argument("--log", default=os.devnull, help="with --daemonize: where the output goes")
     args = parser.parse_args(argv)
     if dns is None:
         print("wharf-dns: dnspython is missing (Debian: apt install python3-dnspython)", file=sys.stderr)
@@ -802,6 +829,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "supervise":
         if not args.pidfile:
             parser.error("supervise needs --pidfile")
+        if args.daemonize and _detach(args):
+            return 0
         return supervise(args)
     Server(args.state, args.status).run()
     return 0

@@ -121,6 +121,7 @@ def main() -> None:
             module.check_mode,
             module.params["resolv_conf"],
             result=result,
+            run=lambda argv: module.run_command(argv, check_rc=False),
         )
     except ValidationError as exc:
         module.fail_json(msg="nothing was changed: " + "; ".join(exc.errors), errors=exc.errors, changed=False)

@@ -299,7 +299,7 @@ def test_resolver_answers_locally(resolver):
 
 
 def test_resolver_round_robin(resolver):
-    firsts = [_addresses(resolver.ask("svc"))[0] for _ in range(30)]
+    firsts = [_addresses(resolver.ask("svc"))[0] for _turn in range(30)]
     assert {firsts.count(a) for a in ("10.5.0.10", "10.5.0.11", "10.5.0.12")} == {10}
 
 
