@@ -11,19 +11,21 @@ people who build by hand; the role uses this.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
-from ansible_collections.wharf.network.plugins.module_utils._host_items import host_items
+from ansible_collections.wharf.network.plugins.module_utils._host_items import host_items, overlay_errors
 from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets, netns_path
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._resources.bridge import BridgeResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.ip_addr import IpAddrResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.netns import NetnsResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.veth import VethResource
+from ansible_collections.wharf.network.plugins.module_utils._resources.vxlan import VxlanResource
 from ansible_collections.wharf.network.plugins.module_utils._topology import TopologyError, parse_topology
 
 
@@ -36,6 +38,7 @@ class ConvergeResult:
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
     containers: list[dict[str, Any]] = field(default_factory=list)
+    remote_containers: list[dict[str, Any]] = field(default_factory=list)
     applied: int = 0  # changes really made so far (0 in check mode)
 
     @property
@@ -55,8 +58,12 @@ class ConvergeResult:
 Step = tuple[str, Callable[[NamespaceSockets], Any]]
 
 
-def host_steps(items: dict[str, Any]) -> list[Step]:
-    """The resources to run for this host, in order; a step with nothing to do is left out."""
+def host_steps(items: dict[str, Any], overlay: bool = False) -> list[Step]:
+    """The resources to run for this host, in order; a step with nothing to do is left out.
+
+    With `overlay` (the host is on an underlay with peers) the VXLAN step always runs, exclusive over the
+    collection's own VXLAN devices: a device of a network this host no longer carries goes, with its entries.
+    """
     prune = bool(items["prune"])
     own = [n["name"] for n in items["namespaces"] if "share_with" not in n]
     steps: list[Step] = []
@@ -75,29 +82,46 @@ def host_steps(items: dict[str, Any]) -> list[Step]:
         )
     if items["interfaces"]:
         steps.append(("addresses", lambda s: IpAddrResource(s, items["interfaces"], "present", True, None)))
+    if overlay:
+        steps.append(("overlay", lambda s: VxlanResource(s, items["vxlans"], "present", True, None)))
     if items["absent_bridges"]:
         steps.append(("remove networks", lambda s: BridgeResource(s, items["absent_bridges"], "absent", False, None)))
     return steps
 
 
-def converge(topology: Any, host: str, check_mode: bool, result: ConvergeResult | None = None) -> ConvergeResult:
+def converge(
+    topology: Any,
+    host: str,
+    check_mode: bool,
+    result: ConvergeResult | None = None,
+    peers: dict[str, str] | None = None,
+) -> ConvergeResult:
     """Validate everything first (ValidationError with every problem), then converge step by step.
 
-    Pass `result` to keep what was done when a later step fails.
+    `peers` maps inventory hostnames (this one included) to underlay addresses; with it, overlay networks are
+    joined across hosts over VXLAN. Pass `result` to keep what was done when a later step fails.
     """
     try:
         model = parse_topology(topology)
     except TopologyError as exc:
         raise ValidationError(list(exc.errors)) from None
-    items = host_items(model, host)
+    peers = dict(peers or {})
+    overlay = host in peers
+    if peers and not overlay:
+        raise ValidationError([f"peers: this host {host!r} is not among them (set its wharf_underlay_address)"])
+    errors = overlay_errors(model, peers) + _peer_errors(peers)
+    if errors:
+        raise ValidationError(errors)
+    items = host_items(model, host, peers)
     if items["sub_interfaces"]:
         users = sorted({i["namespace"] for i in items["sub_interfaces"]})
         raise ValidationError([f"networks of driver macvlan/ipvlan are not supported yet (used by {', '.join(users)})"])
     result = result if result is not None else ConvergeResult()
     result.containers = items["containers"]
+    result.remote_containers = items["remote_containers"]
     vanishing: set[str] = set()
     with NamespaceSockets() as sockets:
-        for name, build in host_steps(items):
+        for name, build in host_steps(items, overlay):
             resource = build(sockets)
             resource.check_mode = check_mode
             if hasattr(resource, "vanishing_nsids"):
@@ -113,6 +137,21 @@ def converge(topology: Any, host: str, check_mode: bool, result: ConvergeResult 
                 if hasattr(resource, "close"):
                     resource.close()
     return result
+
+
+def _peer_errors(peers: dict[str, str]) -> list[str]:
+    errors = []
+    seen: dict[str, str] = {}
+    for name, address in sorted(peers.items()):
+        try:
+            text = str(ipaddress.IPv4Address(address))
+        except (ValueError, TypeError):
+            errors.append(f"peers.{name}: underlay address {address!r} is not an IPv4 address")
+            continue
+        if text in seen:
+            errors.append(f"peers.{name}: underlay address {text} is also the address of {seen[text]}")
+        seen[text] = name
+    return errors
 
 
 def _run_step(name: str, resource: Any, check_mode: bool, result: ConvergeResult) -> None:

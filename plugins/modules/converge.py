@@ -29,6 +29,16 @@ options:
       - The inventory hostname of this host, so containers with C(host) set to another host are left out.
     type: str
     required: true
+  peers:
+    description:
+      - The underlay address of every host that carries the topology, this one included, by inventory hostname
+        (the role builds it from the inventory variable C(wharf_underlay_address)).
+      - With it, overlay networks span hosts: on each host with a container on the network, a VXLAN device on the
+        network's bridge, with static FDB and neighbour entries for the other hosts and their containers, as
+        M(wharf.network.overlay_vxlan) makes them; entries of hosts or containers that left are removed, and so
+        is the device of a network the host no longer carries.
+      - Without it, overlay networks are local bridges.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -74,6 +84,11 @@ containers:
   returned: success
   type: list
   elements: dict
+remote_containers:
+  description: The containers of the other hosts on the overlay networks this host carries (overlay endpoints only).
+  returned: success
+  type: list
+  elements: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -84,12 +99,16 @@ from ansible_collections.wharf.network.plugins.module_utils._errors import Valid
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"topology": {"type": "dict", "required": True}, "host": {"type": "str", "required": True}},
+        argument_spec={
+            "topology": {"type": "dict", "required": True},
+            "host": {"type": "str", "required": True},
+            "peers": {"type": "dict"},
+        },
         supports_check_mode=True,
     )
     result = ConvergeResult()
     try:
-        converge(module.params["topology"], module.params["host"], module.check_mode, result)
+        converge(module.params["topology"], module.params["host"], module.check_mode, result, module.params["peers"])
     except ValidationError as exc:
         module.fail_json(
             msg="invalid topology, nothing was changed: " + "; ".join(exc.errors), errors=exc.errors, changed=False
@@ -101,6 +120,7 @@ def main() -> None:
         "changes": result.changes,
         "steps": result.steps,
         "containers": result.containers,
+        "remote_containers": result.remote_containers,
     }
     if module._diff and result.changed:
         output["diff"] = {"before": "".join(result.before), "after": "".join(result.after)}
