@@ -124,9 +124,7 @@ def test_a_routed_sender_gets_frag_needed_at_the_overlay_mtu(fleet):
     )
     # the reply leaves through node2's own gateway (the same address and MAC: a distributed gateway), routed
     # back over the underlay
-    two.sh(
-        "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.br0.forwarding=1 && ip route add 192.0.2.0/24 via 10.77.0.1"
-    )
+    two.sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.br0.forwarding=1 && ip route add 192.0.2.0/24 via 10.77.0.1")
     reached, output = ping(one, "client", container_ip(2), size=1450 - 28)
     assert reached, output
     reached, output = ping(one, "client", container_ip(2), size=1451 - 28)
