@@ -72,6 +72,7 @@ integration:
 
 molecule:
 	$(VENV)/bin/molecule test -s default
+	$(VENV)/bin/molecule test -s fleet
 
 compat:
 	bash tests/compat.sh
