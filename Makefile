@@ -11,7 +11,7 @@ SHELL := /bin/bash
 PYTHON_BOOTSTRAP ?= $(shell PYENV_VERSION=3.12.1 command -v python3.12 >/dev/null 2>&1 && echo "env PYENV_VERSION=3.12.1 python3.12" || echo python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := iproute2 nftables iputils-ping util-linux procps netcat-openbsd rsync git shellcheck
+DEBIAN_PACKAGES := iproute2 nftables iputils-ping util-linux procps netcat-openbsd rsync git shellcheck iperf3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # molecule and testinfra call ansible-playbook, ansible-config… by name: the venv comes first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -80,6 +80,7 @@ compat:
 bench: setup
 	$(PY) benchmarks/bench_modules.py
 	$(PY) benchmarks/bench_topology.py
+	$(PY) benchmarks/bench_overlay.py
 
 clean-sandboxes:
 	$(PY) bin/wharf-sandbox destroy --prefix wt || true
