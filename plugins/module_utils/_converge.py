@@ -1,7 +1,7 @@
 # This file is private to the wharf.network collection: its API may change at any time.
 """Converge one host to a whole topology in one process: validate, work out the host's items, then run
-the resources in order (namespaces, bridges, endpoints, addresses), each observing what the one before
-it left.
+the resources in order (namespaces, bridges, the firewall, endpoints, addresses), each observing what
+the one before it left.
 
 Why one process and not one module call per resource: on this kind of machine each Ansible module call
 costs about 0.35 s of Ansible and interpreter start-up whatever it does, and the netlink sockets opened
@@ -22,6 +22,13 @@ from ansible_collections.wharf.network.plugins.module_utils._host_items import h
 from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets, netns_path
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._resources.bridge import BridgeResource
+from ansible_collections.wharf.network.plugins.module_utils._resources.firewall import (
+    RECORD_DIR,
+    RECORD_NAME,
+    FirewallResource,
+    Runner,
+    read_record,
+)
 from ansible_collections.wharf.network.plugins.module_utils._resources.ip_addr import IpAddrResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.netns import NetnsResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.veth import VethResource
@@ -39,6 +46,7 @@ class ConvergeResult:
     after: list[str] = field(default_factory=list)
     containers: list[dict[str, Any]] = field(default_factory=list)
     remote_containers: list[dict[str, Any]] = field(default_factory=list)
+    publishes: list[dict[str, Any]] = field(default_factory=list)
     applied: int = 0  # changes really made so far (0 in check mode)
 
     @property
@@ -58,9 +66,11 @@ class ConvergeResult:
 Step = tuple[str, Callable[[NamespaceSockets], Any]]
 
 
-def host_steps(items: dict[str, Any], overlay: bool = False) -> list[Step]:
+def host_steps(items: dict[str, Any], firewall: FirewallResource | None = None, overlay: bool = False) -> list[Step]:
     """The resources to run for this host, in order; a step with nothing to do is left out.
 
+    The firewall comes right after the bridges it names (route_localnet is a sysctl of the bridge) and
+    before any container is connected, so no endpoint is ever up while the host forwards without the table.
     With `overlay` (the host is on an underlay with peers) the VXLAN step always runs, exclusive over the
     collection's own VXLAN devices: a device of a network this host no longer carries goes, with its entries.
     """
@@ -73,6 +83,8 @@ def host_steps(items: dict[str, Any], overlay: bool = False) -> list[Step]:
         steps.append(("containers", lambda s: NetnsResource(s, items["namespaces"], "present", prune)))
     if items["bridges"] or prune:
         steps.append(("networks", lambda s: BridgeResource(s, items["bridges"], "present", prune, None)))
+    if firewall is not None:
+        steps.append(("firewall", lambda s: firewall))
     if items["veths"] or prune:
         # a declared container's endpoints are exactly its networks (connect/disconnect); only prune
         # reaches further, to endpoints of containers the topology no longer declares
@@ -94,12 +106,16 @@ def converge(
     host: str,
     check_mode: bool,
     result: ConvergeResult | None = None,
+    run: Runner | None = None,
+    nft_binary: str = "nft",
+    record_dir: str = RECORD_DIR,
     peers: dict[str, str] | None = None,
 ) -> ConvergeResult:
     """Validate everything first (ValidationError with every problem), then converge step by step.
 
-    `peers` maps inventory hostnames (this one included) to underlay addresses; with it, overlay networks are
-    joined across hosts over VXLAN. Pass `result` to keep what was done when a later step fails.
+    `run(argv, data)` runs the `nft` program (AnsibleModule.run_command in the module); None leaves the
+    firewall alone. `peers` maps inventory hostnames (this one included) to underlay addresses; with it,
+    overlay networks are joined across hosts over VXLAN. Pass `result` to keep what was done when a later step fails.
     """
     try:
         model = parse_topology(topology)
@@ -116,12 +132,16 @@ def converge(
     if items["sub_interfaces"]:
         users = sorted({i["namespace"] for i in items["sub_interfaces"]})
         raise ValidationError([f"networks of driver macvlan/ipvlan are not supported yet (used by {', '.join(users)})"])
+    vxlan_peers = sorted(set(peers.values()) - {peers[host]}) if overlay else None
+    firewall = _firewall(items, run, nft_binary, record_dir, vxlan_peers)
+    if firewall is not None:
+        firewall.validate()  # publish clashes and ports host processes hold: refused before the first change
     result = result if result is not None else ConvergeResult()
     result.containers = items["containers"]
     result.remote_containers = items["remote_containers"]
     vanishing: set[str] = set()
     with NamespaceSockets() as sockets:
-        for name, build in host_steps(items, overlay):
+        for name, build in host_steps(items, firewall, overlay):
             resource = build(sockets)
             resource.check_mode = check_mode
             if hasattr(resource, "vanishing_nsids"):
@@ -136,6 +156,8 @@ def converge(
             finally:
                 if hasattr(resource, "close"):
                     resource.close()
+    if firewall is not None:
+        result.publishes = firewall.report()["publishes"]  # with the ports free-port requests got
     return result
 
 
@@ -152,6 +174,39 @@ def _peer_errors(peers: dict[str, str]) -> list[str]:
             errors.append(f"peers.{name}: underlay address {text} is also the address of {seen[text]}")
         seen[text] = name
     return errors
+
+
+def _firewall(
+    items: dict[str, Any], run: Runner | None, nft_binary: str, record_dir: str, vxlan_peers: list[str] | None
+) -> FirewallResource | None:
+    """The host's table for this topology; with no network left, its removal (only if wharf made one).
+    With `vxlan_peers`, VXLAN is accepted from those addresses only."""
+    if run is None:
+        return None
+    networks = items["firewall_networks"] + _kept_networks(items, record_dir)
+    if networks or items["publishes"]:
+        return FirewallResource(
+            run, networks, items["publishes"], "present", True, nft_binary, record_dir, vxlan_peers=vxlan_peers
+        )
+    if os.path.exists(os.path.join(record_dir, RECORD_NAME)):
+        return FirewallResource(run, None, None, "absent", False, nft_binary, record_dir)
+    return None
+
+
+def _kept_networks(items: dict[str, Any], record_dir: str) -> list[dict[str, Any]]:
+    """Networks the table governed that the topology no longer names but that still exist (no `prune`, not
+    `state: absent`): they stay isolated until they are removed, instead of falling out of the table open."""
+    if items["prune"]:
+        return []
+    record = read_record(record_dir)
+    if record is None:
+        return []
+    named = {n["bridge"] for n in items["firewall_networks"]} | {b["name"] for b in items["absent_bridges"]}
+    return [
+        network.record()
+        for network in record.networks
+        if network.bridge not in named and os.path.isdir(f"/proc/sys/net/ipv4/conf/{network.bridge}")
+    ]
 
 
 def _run_step(name: str, resource: Any, check_mode: bool, result: ConvergeResult) -> None:

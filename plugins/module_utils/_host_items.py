@@ -29,6 +29,8 @@ ITEM_LISTS = (
     "absent_veths",
     "vxlans",
     "remote_containers",
+    "firewall_networks",
+    "publishes",
 )
 
 
@@ -52,9 +54,8 @@ def host_items(topology: Topology, inventory_hostname: str, peers: dict[str, str
     for network in topology.networks.values():
         if not network.bridged or not _network_on_host(network, containers):
             continue
-        # no firewall yet (its own issue): the host routes nothing that enters from a network, so networks
-        # stay isolated from each other whatever the host's global ip_forward says
-        bridge: dict[str, Any] = {"name": network.bridge_name, "mtu": network.mtu, "forwarding": False}
+        # the host routes for its networks; what may pass is the firewall's table (isolation, egress, publishes)
+        bridge: dict[str, Any] = {"name": network.bridge_name, "mtu": network.mtu, "forwarding": True}
         if network.driver == "overlay":
             # a distributed gateway: the same address and the same MAC on every host, as EVPN's anycast gateway,
             # so whichever host answers an ARP for the gateway, the answer is the same
@@ -64,6 +65,15 @@ def host_items(topology: Topology, inventory_hostname: str, peers: dict[str, str
         else:
             items["bridges"].append(bridge)
             items["interfaces"].append({"name": network.bridge_name, "addresses": [network.gateway_interface]})
+            items["firewall_networks"].append(
+                {
+                    "bridge": network.bridge_name,
+                    "subnet": str(network.subnet),
+                    "internal": network.internal,
+                    "icc": network.icc,
+                    "masquerade": network.masquerade,
+                }
+            )
 
     for container in containers:
         present = container.state == "present"
@@ -109,9 +119,35 @@ def host_items(topology: Topology, inventory_hostname: str, peers: dict[str, str
                     items["interfaces"].append(interface)
         if present:
             items["containers"].append(_summary(container, topology))
+            items["publishes"].extend(_publishes(container))
     if peers and inventory_hostname in peers:
         _overlay_items(items, topology, inventory_hostname, peers)
     return items
+
+
+def _publishes(container: Container) -> list[dict[str, Any]]:
+    """The container's ports as publish items (the long form of the firewall module), DNATed to its address on
+    the network that carries its default route: its first non-internal network, as Docker's gateway endpoint."""
+    target = next((e for e in container.endpoints if e.default_route and e.host_interface is not None), None)
+    if target is None:
+        return []  # no ingress network: the topology refused the ports already
+    publishes = []
+    for index, mapping in enumerate(container.ports):
+        publishes.append(
+            {
+                "address": str(target.address),
+                "host_ip": str(mapping.host_ip) if mapping.host_ip is not None else None,
+                "published": _ports_text(mapping.published) if mapping.published else None,
+                "target": _ports_text(mapping.target),
+                "protocol": mapping.protocol,
+                "source": f"containers.{container.name}.ports[{index}]",
+            }
+        )
+    return publishes
+
+
+def _ports_text(ports: tuple[int, int]) -> str:
+    return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
 
 
 def gateway_mac(network: Network) -> str:
@@ -217,6 +253,7 @@ def _summary(container: Container, topology: Topology) -> dict[str, Any]:
                 "aliases": list(e.aliases),
                 "internal": topology.networks[e.network].internal,
                 "driver": topology.networks[e.network].driver,
+                "icc": topology.networks[e.network].icc,
             }
             for e in container.endpoints
         ],

@@ -19,8 +19,9 @@ def expected_probes(
     """Every container with a namespace probes every other container's addresses.
 
     Expected reachable exactly when the two share the network of that address (Docker's rule:
-    containers on one network reach each other; different networks are isolated). A container
-    sharing another's namespace (container:OTHER) and host-mode containers do not probe.
+    containers on one network reach each other; different networks are isolated) and that network
+    lets its containers talk (``icc``). A container sharing another's namespace (container:OTHER) and
+    host-mode containers do not probe.
     `remote_containers` are containers of other hosts (their overlay endpoints): targets only, probed
     over the overlay from this host's containers.
     """
@@ -36,7 +37,7 @@ def expected_probes(
                     {
                         "source": source["namespace"],
                         "destination": endpoint["address"],
-                        "expected": endpoint["network"] in source_networks,
+                        "expected": endpoint["network"] in source_networks and endpoint.get("icc", True),
                         "label": f"{source['name']} -> {target['name']}.{endpoint['network']}",
                     }
                 )

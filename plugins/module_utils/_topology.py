@@ -1221,6 +1221,12 @@ class _Parser:
         for container in model.values():
             if container.state != "present":
                 continue
+            if container.ports and not any(e.default_route for e in container.endpoints):
+                networks = ", ".join(e.network for e in container.endpoints) or "none"
+                self.error(
+                    f"containers.{container.name}.ports: publishing needs a network with ingress, and every network "
+                    f"of this container is internal ({networks})"
+                )
             for index, mapping in enumerate(container.ports):
                 if mapping.published is None:
                     continue

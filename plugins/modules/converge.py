@@ -11,8 +11,8 @@ version_added: 0.1.0
 description:
   - Validates the whole topology (every error listed, nothing changed on an error), works out what this inventory
     host needs (the same function as the P(wharf.network.wharf_host_items#filter) filter) and converges it in one
-    process (container namespaces, network bridges, endpoints as veth pairs, then addresses and routes), each step
-    observing what the one before left.
+    process (container namespaces, network bridges, the firewall (isolation, egress NAT, published ports), endpoints as
+    veth pairs, then addresses and routes), each step observing what the one before left.
   - This is what the P(wharf.network.topology#role) role runs. One call instead of one per kind of object saves the
     Ansible start-up of each call (about 0.35 s here) and reuses the netlink sockets opened into every namespace.
   - The steps behave as M(wharf.network.netns), M(wharf.network.bridge), M(wharf.network.veth) and
@@ -55,7 +55,11 @@ attributes:
     platforms: posix
     description: Linux only.
 notes:
-  - Needs root and Python 3.11 or later on the managed host, nothing else.
+  - Needs root, Python 3.11 or later and the C(nft) program (Debian package nftables) on the managed host.
+  - The firewall step is M(wharf.network.firewall) with the topology's networks and every container's C(ports)
+    (published on the container's address on its first non-internal network, as Docker does), replacing what the
+    table held before; when no network is left, the table is removed. It runs right after the bridges, before any
+    container is connected, and sets C(net.ipv4.ip_forward=1).
 author:
   - wharf.network contributors (!UNKNOWN)
 """
@@ -89,6 +93,14 @@ remote_containers:
   returned: success
   type: list
   elements: dict
+publishes:
+  description: Every published port of this host, with the host port a request without one got (stable across runs).
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - {"host_ip": null, "published": "8080", "address": "172.28.0.10", "target": "80", "protocol": "tcp",
+       "auto": false}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -108,7 +120,20 @@ def main() -> None:
     )
     result = ConvergeResult()
     try:
-        converge(module.params["topology"], module.params["host"], module.check_mode, result, module.params["peers"])
+        nft = module.get_bin_path("nft", required=True)
+
+        def run_nft(argv: list[str], data: str | None = None) -> tuple:
+            return module.run_command(argv, data=data)
+
+        converge(
+            module.params["topology"],
+            module.params["host"],
+            module.check_mode,
+            result,
+            run_nft,
+            nft,
+            peers=module.params["peers"],
+        )
     except ValidationError as exc:
         module.fail_json(
             msg="invalid topology, nothing was changed: " + "; ".join(exc.errors), errors=exc.errors, changed=False
@@ -121,6 +146,7 @@ def main() -> None:
         "steps": result.steps,
         "containers": result.containers,
         "remote_containers": result.remote_containers,
+        "publishes": result.publishes,
     }
     if module._diff and result.changed:
         output["diff"] = {"before": "".join(result.before), "after": "".join(result.after)}

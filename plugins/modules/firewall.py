@@ -89,6 +89,11 @@ options:
         description: Protocol.
         type: str
         choices: [tcp, udp, sctp]
+      source:
+        description:
+          - Where this publish comes from, used instead of its list position in error messages (the
+            C(wharf_host_items) filter sets it to e.g. V(containers.web1.ports[0])).
+        type: str
 notes:
   - Two publishes of the same host address, port and protocol (0.0.0.0 clashes with every address), a publish of a
     port a host process listens on, and a publish towards an internal network fail before any change.

@@ -52,6 +52,11 @@ options:
         description: Protocol.
         type: str
         choices: [tcp, udp, sctp]
+      source:
+        description:
+          - Where this publish comes from, used instead of its list position in error messages (the
+            C(wharf_host_items) filter sets it to e.g. V(containers.web1.ports[0])).
+        type: str
 notes:
   - Two publishes of the same host address, port and protocol (0.0.0.0 clashes with every address), or a publish of
     a port a host process already listens on, fail with an error naming the publish before any change.

@@ -101,11 +101,11 @@ def test_bridges_declared_everywhere_default_only_where_used():
     node1 = items_for(FLEET, "node1")
     node2 = items_for(FLEET, "node2")
     assert node1["bridges"] == [
-        {"name": "br-back", "mtu": 1500, "forwarding": False},
-        {"name": "wharf0", "mtu": 1500, "forwarding": False},  # solo uses the default network on node1
-        {"name": "br-front", "mtu": 1500, "forwarding": False},
+        {"name": "br-back", "mtu": 1500, "forwarding": True},
+        {"name": "wharf0", "mtu": 1500, "forwarding": True},  # solo uses the default network on node1
+        {"name": "br-front", "mtu": 1500, "forwarding": True},
         # overlay: the distributed gateway's MAC, the same on every host
-        {"name": "br-over", "mtu": 1400, "forwarding": False, "mac": "02:42:0a:32:00:01"},
+        {"name": "br-over", "mtu": 1400, "forwarding": True, "mac": "02:42:0a:32:00:01"},
     ]
     assert [b["name"] for b in node2["bridges"]] == ["br-back", "br-front", "br-over"]
     assert node1["absent_bridges"] == node2["absent_bridges"] == []
@@ -198,6 +198,7 @@ def test_container_summaries():
         "aliases": ["web"],
         "internal": False,
         "driver": "bridge",
+        "icc": True,
     }
     assert web1["endpoints"][1]["network"] == "back" and web1["endpoints"][1]["internal"] is True
     assert by_name(summaries, name="sidecar") == {
@@ -256,8 +257,8 @@ def test_absent_network():
         "containers": {"c": {"networks": ["new"]}},
     }
     items = items_for(topology, "any")
-    assert items["absent_bridges"] == [{"name": "br-old", "mtu": 1500, "forwarding": False}]
-    assert items["bridges"] == [{"name": "br-new", "mtu": 1500, "forwarding": False}]
+    assert items["absent_bridges"] == [{"name": "br-old", "mtu": 1500, "forwarding": True}]
+    assert items["bridges"] == [{"name": "br-new", "mtu": 1500, "forwarding": True}]
     assert {"name": "br-old", "addresses": ["10.1.0.1/24"]} not in items["interfaces"]
 
 
@@ -275,7 +276,7 @@ def test_whole_topology_absent():
 
 def test_default_network_torn_down_only_where_it_was_used():
     topology = {"state": "absent", "containers": {"a": {"host": "n1"}, "b": {"host": "n2", "network_mode": "none"}}}
-    assert items_for(topology, "n1")["absent_bridges"] == [{"name": "wharf0", "mtu": 1500, "forwarding": False}]
+    assert items_for(topology, "n1")["absent_bridges"] == [{"name": "wharf0", "mtu": 1500, "forwarding": True}]
     assert items_for(topology, "n2")["absent_bridges"] == []
     assert items_for(topology, "n2")["absent_namespaces"] == [{"name": "b", "hostname": "b"}]
 
@@ -367,3 +368,84 @@ def test_filters_through_ansible(tmp_path):
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_firewall_networks_are_the_bridged_networks_of_the_host():
+    networks = items_for(FLEET, "node1")["firewall_networks"]
+    assert [n["bridge"] for n in networks] == ["br-back", "wharf0", "br-front", "br-over"]
+    back = by_name(networks, bridge="br-back")
+    assert back == {"bridge": "br-back", "subnet": "172.29.0.0/24", "internal": True, "icc": True, "masquerade": False}
+    assert by_name(networks, bridge="br-front")["masquerade"] is True
+
+
+def test_ports_become_publishes_to_the_address_of_the_first_non_internal_network():
+    topology = {
+        "networks": {"back": {"subnet": "172.29.0.0/24", "internal": True}, "front": {"subnet": "172.28.0.0/24"}},
+        "containers": {
+            "web": {
+                "networks": {"back": {"ipv4_address": "172.29.0.9"}, "front": {"ipv4_address": "172.28.0.9"}},
+                "ports": [
+                    "8080:80",
+                    "127.0.0.1:5432:5432/tcp",
+                    "9000-9001:9000-9001/udp",
+                    "53/udp",
+                    {"host_ip": "0.0.0.0", "published": 8443, "target": 443, "protocol": "sctp"},
+                ],
+            }
+        },
+    }
+    publishes = items_for(topology, "n1")["publishes"]
+    assert publishes == [
+        {
+            "address": "172.28.0.9",
+            "host_ip": None,
+            "published": "8080",
+            "target": "80",
+            "protocol": "tcp",
+            "source": "containers.web.ports[0]",
+        },
+        {
+            "address": "172.28.0.9",
+            "host_ip": "127.0.0.1",
+            "published": "5432",
+            "target": "5432",
+            "protocol": "tcp",
+            "source": "containers.web.ports[1]",
+        },
+        {
+            "address": "172.28.0.9",
+            "host_ip": None,
+            "published": "9000-9001",
+            "target": "9000-9001",
+            "protocol": "udp",
+            "source": "containers.web.ports[2]",
+        },
+        {
+            "address": "172.28.0.9",
+            "host_ip": None,
+            "published": None,
+            "target": "53",
+            "protocol": "udp",
+            "source": "containers.web.ports[3]",
+        },
+        {
+            "address": "172.28.0.9",
+            "host_ip": "0.0.0.0",
+            "published": "8443",
+            "target": "443",
+            "protocol": "sctp",
+            "source": "containers.web.ports[4]",
+        },
+    ]
+
+
+def test_ports_of_a_container_only_on_internal_networks_are_refused():
+    topology = {
+        "networks": {"back": {"subnet": "172.29.0.0/24", "internal": True}},
+        "containers": {"db": {"networks": ["back"], "ports": ["5432:5432"]}},
+    }
+    errors = wharf_topology_errors(topology)
+    assert errors == [
+        "containers.db.ports: publishing needs a network with ingress, and every network of this container is "
+        "internal (back)"
+    ]

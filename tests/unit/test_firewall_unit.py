@@ -369,8 +369,20 @@ class FakeNft:
         return 0, json.dumps({"nftables": entries}), ""
 
 
+def fake_proc_sys(tmp_path, ip_forward="1"):
+    """A /proc/sys stand-in: the resource reads and writes sysctls there, never the machine's."""
+    root = tmp_path / "proc_sys"
+    if not root.exists():
+        (root / "net/ipv4").mkdir(parents=True)
+        (root / "net/ipv4/ip_forward").write_text(f"{ip_forward}\n")
+        (root / "net/ipv4/ip_local_port_range").write_text("32768\t60999\n")
+    return str(root)
+
+
 def run(nft: FakeNft, tmp_path, networks=None, publish_items=None, state="present", exclusive=True, check=False):
-    firewall = resource.FirewallResource(nft, networks, publish_items, state, exclusive, record_dir=str(tmp_path))
+    firewall = resource.FirewallResource(
+        nft, networks, publish_items, state, exclusive, record_dir=str(tmp_path), proc_sys=fake_proc_sys(tmp_path)
+    )
     firewall.check_mode = check
     plan = firewall.plan()
     if not check:
@@ -386,7 +398,8 @@ PUBS = [{"address": "172.28.0.10", "port": "18080:80"}]
 def test_unchanged_state_sends_nothing(tmp_path):
     nft = FakeNft()
     plan, firewall = run(nft, tmp_path, NETS, PUBS, check=True)
-    assert plan.summary()[-2:] == ["create nftables table 'inet wharf-user'", "create nftables table 'inet wharf'"]
+    tables = [line for line in plan.summary() if "nftables" in line]
+    assert tables == ["create nftables table 'inet wharf-user'", "create nftables table 'inet wharf'"]
     assert nft.transactions == []
     plan, firewall = run(nft, tmp_path, NETS, PUBS)
     assert len(nft.transactions) == 1, "the user table and ours in one transaction"
@@ -435,3 +448,28 @@ def test_removal(tmp_path):
     assert plan.summary()[-2:] == ["delete nftables table 'inet wharf'", "delete nftables table 'inet wharf-user'"]
     assert nft.tables == {} and not (tmp_path / "firewall.json").exists()
     assert not run(nft, tmp_path, state="absent")[0].changed
+
+
+def test_ip_forward_switched_on_with_networks(tmp_path):
+    proc_sys = fake_proc_sys(tmp_path, ip_forward="0")
+    nft = FakeNft()
+    firewall = resource.FirewallResource(nft, NETS, PUBS, record_dir=str(tmp_path), proc_sys=proc_sys)
+    firewall.check_mode = True
+    plan = firewall.plan()
+    assert "update sysctl 'net.ipv4.ip_forward': value '0' -> '1'" in plan.summary()
+    assert (tmp_path / "proc_sys/net/ipv4/ip_forward").read_text().strip() == "0", "check mode writes nothing"
+    firewall.check_mode = False
+    firewall.plan().apply()
+    assert (tmp_path / "proc_sys/net/ipv4/ip_forward").read_text().strip() == "1"
+    plan, firewall = run(nft, tmp_path, NETS, PUBS)
+    assert not plan.changed
+
+
+def test_check_mode_predicts_route_localnet_of_a_bridge_made_earlier_in_the_run(tmp_path):
+    proc_sys = fake_proc_sys(tmp_path)
+    loopback = [{"address": "172.28.0.10", "port": "127.0.0.1:18080:80"}]
+    firewall = resource.FirewallResource(FakeNft(), NETS, loopback, record_dir=str(tmp_path), proc_sys=proc_sys)
+    firewall.check_mode = True
+    assert "update sysctl 'net.ipv4.conf.wtu-front.route_localnet': value '0' -> '1'" in firewall.plan().summary()
+    firewall.check_mode = False  # a real run: the bridge step before would have made it; here it is missing
+    assert not any("route_localnet" in line for line in firewall.plan().summary())

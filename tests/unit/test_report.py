@@ -31,6 +31,14 @@ def test_expected_probes_follow_shared_networks():
     assert len(expected_probes(CONTAINERS)) == 3 * 4 + 4 - 3 - 1
 
 
+def test_no_inter_container_traffic_is_expected_blocked():
+    quiet = [
+        {"name": name, "namespace": name, "network_mode": "bridge", "endpoints": [{**endpoint("q", ip), "icc": False}]}
+        for name, ip in (("a", "192.0.2.2"), ("b", "192.0.2.3"))
+    ]
+    assert [p["expected"] for p in expected_probes(quiet)] == [False, False]
+
+
 def test_render_marks_mismatches():
     results = [
         {**p, "reachable": p["expected"], "ok": True} for p in expected_probes(CONTAINERS) if p["source"] != "off"

@@ -47,10 +47,14 @@ PUBLISH_OPTIONS = {
     "published": {"type": "raw"},
     "target": {"type": "raw"},
     "protocol": {"type": "str", "choices": ["tcp", "udp", "sctp"]},
+    "source": {"type": "str"},
 }
 RECORD_VERSION = 1
-BRIDGE_NF_CALL = "/proc/sys/net/bridge/bridge-nf-call-iptables"
-PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+# sysctls, relative to /proc/sys (a resource takes another root, so unit tests never write the machine's)
+PROC_SYS = "/proc/sys"
+BRIDGE_NF_CALL = "net/bridge/bridge-nf-call-iptables"
+IP_FORWARD = "net/ipv4/ip_forward"
+PORT_RANGE = "net/ipv4/ip_local_port_range"
 TABLE_LABEL = f"{fw.FAMILY} {fw.TABLE}"
 USER_TABLE_LABEL = f"{fw.FAMILY} {fw.USER_TABLE}"
 
@@ -120,6 +124,7 @@ class Record:
     publishes: list[fw.Publish]
     render_digest: str
     listing_digest: str
+    vxlan_peers: list[str] | None = None
 
     def as_json(self) -> str:
         return json.dumps(
@@ -129,6 +134,7 @@ class Record:
                 "publishes": [p.record() for p in self.publishes],
                 "render_digest": self.render_digest,
                 "listing_digest": self.listing_digest,
+                "vxlan_peers": self.vxlan_peers,
             },
             indent=1,
             sort_keys=True,
@@ -146,6 +152,7 @@ def read_record(directory: str) -> Record | None:
             publishes=fw.publishes_from_record(data["publishes"]),
             render_digest=data["render_digest"],
             listing_digest=data["listing_digest"],
+            vxlan_peers=data.get("vxlan_peers"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -194,8 +201,8 @@ def socket_owners(inodes: set[int]) -> dict[int, str]:
     return owners
 
 
-def read_port_range() -> tuple[int, int]:
-    text = _read(PORT_RANGE)
+def read_port_range(proc_sys: str = PROC_SYS) -> tuple[int, int]:
+    text = _read(os.path.join(proc_sys, PORT_RANGE))
     try:
         low, high = (int(word) for word in (text or "").split())
     except ValueError:
@@ -203,8 +210,8 @@ def read_port_range() -> tuple[int, int]:
     return low, high
 
 
-def route_localnet_path(bridge: str) -> str:
-    return f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"
+def route_localnet_path(bridge: str, proc_sys: str = PROC_SYS) -> str:
+    return os.path.join(proc_sys, f"net/ipv4/conf/{bridge}/route_localnet")
 
 
 def _sysctl_setter(path: str, value: str) -> Callable[[], None]:
@@ -251,6 +258,8 @@ class FirewallResource:
         nft_binary: str = "nft",
         record_dir: str = RECORD_DIR,
         report_listed: bool = False,
+        proc_sys: str = PROC_SYS,
+        vxlan_peers: list[str] | None = None,
     ):
         errors: list[str] = []
         self.listed_networks: list[fw.FirewallNetwork] | None = None
@@ -271,12 +280,15 @@ class FirewallResource:
         self.state = state
         self.exclusive = exclusive
         self.record_dir = record_dir
+        self.proc_sys = proc_sys
         self.report_listed = report_listed
         self.networks: list[fw.FirewallNetwork] = []
         self.publishes: list[fw.Publish] = []
         self.drift: str | None = None
         self.rendered: str | None = None
         self.remove_all = state == "absent" and networks is None and publishes is None
+        # the converge of a host on an overlay underlay: VXLAN is accepted from these addresses only
+        self.vxlan_peers = sorted(vxlan_peers) if vxlan_peers is not None else None
 
     # --- desired state -------------------------------------------------------------------------------
 
@@ -292,7 +304,7 @@ class FirewallResource:
         if self.listed_publishes is not None:
             publishes = fw.merge_publishes(previous_publishes, self.listed_publishes, self.state, self.exclusive)
         errors = fw.target_errors(networks, publishes)
-        if any(not n.icc for n in networks) and not os.path.exists(BRIDGE_NF_CALL):
+        if any(not n.icc for n in networks) and not os.path.exists(os.path.join(self.proc_sys, BRIDGE_NF_CALL)):
             bridges = ", ".join(n.bridge for n in networks if not n.icc)
             errors.append(
                 f"networks with icc false ({bridges}) need the br_netfilter kernel module, so that traffic "
@@ -303,14 +315,21 @@ class FirewallResource:
         if any(listener.covers(p) for listener in listeners for p in publishes):
             owners = socket_owners({listener.inode for listener in listeners})
         try:
-            publishes = fw.resolve_publishes(publishes, previous_publishes, listeners, read_port_range(), owners)
+            publishes = fw.resolve_publishes(
+                publishes, previous_publishes, listeners, read_port_range(self.proc_sys), owners
+            )
         except ValidationError as exc:
             errors.extend(exc.errors)
         if errors:
             raise ValidationError(errors)
         self.networks = networks
         self.publishes = publishes
-        self.rendered = fw.render(networks, publishes)
+        self.rendered = fw.render(networks, publishes, self.vxlan_peers)
+
+    def validate(self) -> None:
+        """Every input error and conflict (clashes, host listeners, internal targets), raised as one
+        ValidationError: a converge calls this before its first step, so nothing changes on a bad publish."""
+        self._desired(read_record(self.record_dir))
 
     # --- plan ----------------------------------------------------------------------------------------
 
@@ -348,6 +367,12 @@ class FirewallResource:
         before_networks = record.networks if record else []
         before_publishes = record.publishes if record else []
         self._plan_items(plan, before_networks, before_publishes)
+        before_peers = record.vxlan_peers if record else None
+        if before_peers != self.vxlan_peers:
+            before = {"addresses": before_peers} if before_peers is not None else None
+            after = {"addresses": self.vxlan_peers} if self.vxlan_peers is not None else None
+            action = "create" if before is None else "delete" if after is None else "update"
+            plan.add("vxlan peers", "udp/4789", action, before, after, _nothing)
         commits: list[Change] = []
         if not user_table_present:
             plan.add("nftables table", USER_TABLE_LABEL, "create", None, {"chains": "forward (empty)"}, _nothing)
@@ -420,22 +445,34 @@ class FirewallResource:
             plan.add("firewall record", RECORD_NAME, "delete", {"state": "present"}, None, self._forget)
 
     def _plan_sysctls(self, plan: Plan) -> None:
+        if self.networks:
+            # containers reach the outside and published ports are reached through the host's routing;
+            # what may pass is the table's forward chain. Writing it also sets every interface's forwarding.
+            path = os.path.join(self.proc_sys, IP_FORWARD)
+            current = (_read(path) or "").strip()
+            if current != "1":
+                setter = _sysctl_setter(path, "1")
+                plan.add("sysctl", "net.ipv4.ip_forward", "update", {"value": current}, {"value": "1"}, setter)
         wanted = fw.needs_route_localnet(self.networks, self.publishes)
         for network in sorted(self.networks, key=lambda n: n.bridge):
-            path = route_localnet_path(network.bridge)
-            current = _read(path)
-            if current is None:
-                continue  # the bridge does not exist (yet): nothing routes through it
+            path = route_localnet_path(network.bridge, self.proc_sys)
             value = "1" if network.bridge in wanted else "0"
-            if current.strip() != value:
+            current = _read(path)
+            if current is None and not (self.check_mode and value == "1"):
+                # the bridge does not exist: nothing routes through it. In check mode an earlier step of the
+                # same converge would have created it (new bridges start with 0), so predict the write.
+                continue
+            if current is None or current.strip() != value:
                 name = f"net.ipv4.conf.{network.bridge}.route_localnet"
                 setter = _sysctl_setter(path, value)
-                plan.add("sysctl", name, "update", {"value": current.strip()}, {"value": value}, setter)
+                before = {"value": current.strip() if current is not None else "0"}
+                plan.add("sysctl", name, "update", before, {"value": value}, setter)
         if any(not n.icc for n in self.networks):
-            current = (_read(BRIDGE_NF_CALL) or "").strip()
+            path = os.path.join(self.proc_sys, BRIDGE_NF_CALL)
+            current = (_read(path) or "").strip()
             if current != "1":
                 name = "net.bridge.bridge-nf-call-iptables"
-                setter = _sysctl_setter(BRIDGE_NF_CALL, "1")
+                setter = _sysctl_setter(path, "1")
                 plan.add("sysctl", name, "update", {"value": current}, {"value": "1"}, setter)
 
     def _plan_conntrack(self, plan: Plan, before: list[fw.Publish], replace_whole: bool) -> None:
@@ -471,7 +508,7 @@ class FirewallResource:
             if live is None:
                 raise WharfError(f"nftables table '{TABLE_LABEL}': missing right after the transaction")
             listing_digest = fw.digest(fw.canonical_listing(live))
-            record = Record(self.networks, self.publishes, fw.digest(self.rendered), listing_digest)
+            record = Record(self.networks, self.publishes, fw.digest(self.rendered), listing_digest, self.vxlan_peers)
             os.makedirs(self.record_dir, mode=0o755, exist_ok=True)
             _write_atomically(os.path.join(self.record_dir, RENDER_NAME), self.rendered)
             _write_atomically(os.path.join(self.record_dir, RECORD_NAME), record.as_json())
