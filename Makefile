@@ -1,6 +1,7 @@
 # wharf.network task runner. Every target runs as root on a Linux machine (namespaces need it).
 #   make setup   Debian packages, a Python 3.12 venv with the pinned requirements, the collection path
 #   make demo    setup + a sandbox host + `ansible-playbook site.yml` + the report (KEEP=1 keeps the sandbox)
+#   make fleet-demo  the same on three sandbox hosts joined by an underlay, with overlay networks across them
 #   make test    everything CI runs: lint, sanity, unit, integration (real namespaces), molecule, and the
 #                ansible-core 2.19 / Python 3.11 compatibility converge
 #   make bench   the benchmarks (not tests; numbers vary by machine)
@@ -16,7 +17,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # molecule and testinfra call ansible-playbook, ansible-config… by name: the venv comes first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup debian venv collection demo demo-down test lint sanity unit integration molecule compat bench clean-sandboxes
+.PHONY: setup debian venv collection demo demo-down fleet-demo fleet-demo-down test lint sanity unit integration molecule compat bench clean-sandboxes
 
 setup: debian venv collection
 
@@ -54,6 +55,22 @@ demo: setup
 
 demo-down:
 	$(VENV)/bin/ansible-playbook -i inventories/demo playbooks/sandbox.yml -e wharf_sandbox_state=absent
+
+# Three sandbox hosts on one underlay segment (inventories/fleet), two overlay networks across them.
+fleet-demo: setup
+	$(VENV)/bin/ansible-playbook -i inventories/fleet playbooks/sandbox.yml
+	trap '[ "$${KEEP:-0}" = 1 ] || $(VENV)/bin/ansible-playbook -i inventories/fleet playbooks/sandbox.yml -e wharf_sandbox_state=absent >/dev/null' EXIT
+	$(VENV)/bin/ansible-playbook -i inventories/fleet site.yml
+	if [ "$${KEEP:-0}" = 1 ]; then
+	  echo "The fleet (node1, node2, node3) is still running. Look around:"
+	  echo "  ansible -i inventories/fleet node2 -m command -a 'ip netns exec web2 ping -c1 172.30.0.13'"
+	  echo "  make fleet-demo-down                      removes it"
+	else
+	  echo "The fleet was removed again (KEEP=1 keeps it to look around)."
+	fi
+
+fleet-demo-down:
+	$(VENV)/bin/ansible-playbook -i inventories/fleet playbooks/sandbox.yml -e wharf_sandbox_state=absent
 
 test: setup lint sanity unit integration molecule compat
 

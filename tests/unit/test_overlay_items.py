@@ -117,3 +117,26 @@ def test_two_overlays_with_one_vni_are_refused():
     with pytest.raises(TopologyError) as caught:
         parse_topology(topology)
     assert caught.value.errors == ["networks.b.vni 7 is also the vni of networks.a"]
+
+
+def test_the_firewall_drops_vxlan_from_non_peers_only_on_overlay_hosts():
+    from ansible_collections.wharf.network.plugins.module_utils import _firewall as fw
+
+    networks = fw.parse_networks([{"bridge": "br-front", "subnet": "172.30.0.0/24"}])
+    plain = fw.render(networks, [])
+    assert "vxlan-peers" not in plain and "hook input" not in plain
+    table = fw.render(networks, [], ["10.77.0.3", "10.77.0.2", "10.77.0.10"])
+    assert "\t\telements = {\n\t\t\t10.77.0.2,\n\t\t\t10.77.0.3,\n\t\t\t10.77.0.10\n\t\t}" in table
+    assert "\t\ttype filter hook input priority filter; policy accept;\n" in table
+    assert "\t\tudp dport 4789 ip saddr != @vxlan-peers drop\n" in table
+    assert fw.render(networks, [], ["10.77.0.2", "10.77.0.3", "10.77.0.10"]) == table  # canonical
+    alone = fw.render(networks, [], [])
+    assert "set vxlan-peers {\n\t\ttype ipv4_addr\n\t}" in alone  # no peer: every VXLAN packet is dropped
+
+
+def test_underlay_port_names_are_stable_and_fit_an_interface_name():
+    from ansible_collections.wharf.network.plugins.module_utils._sandbox import underlay_port_name
+
+    assert underlay_port_name("node1") == underlay_port_name("node1")
+    assert underlay_port_name("node1") != underlay_port_name("node2")
+    assert len(underlay_port_name("a" * 63)) <= 15
