@@ -11,9 +11,11 @@ vars file, and timed:
               enslaved, aliased and up
   ip per-ns   what `ip -batch` cannot do from the root namespace (a batch line cannot name another namespace):
               one `ip -n NS -batch -` per container, from one shell script: lo up, peer aliased and up, its
-              addresses, its default route; the same script first writes net.ipv4.conf.BRIDGE.forwarding=0 for
-              each bridge (a shell builtin, no process), as the role asks the bridge module to.
-              `ip total` = host + per-ns is the baseline the ratios use.
+              addresses, its default route; the same script first writes net.ipv4.ip_forward=1 and
+              net.ipv4.conf.BRIDGE.forwarding=1 (shell builtins, no process), as the role does.
+  nft         `nft -f` of the firewall's transaction for this topology (the very text the role renders:
+              isolation, egress masquerade), as the role applies it.
+              `ip total` = host + per-ns + nft is the baseline the ratios use.
               Not done by the baseline: the containers' hostnames (the netns module pins a UTS namespace per
               container under /run/wharf/uts), the owner-mark files, and any reading of existing state.
   ip del      one `ip -batch`: netns del for every container, link del for every bridge
@@ -58,6 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.wharf.network.plugins.filter.topology import wharf_host_items, wharf_topology_errors
+from ansible_collections.wharf.network.plugins.module_utils import _firewall as fw
 from ansible_collections.wharf.network.plugins.module_utils import _sandbox
 
 MODULES = REPO / "plugins" / "modules"
@@ -161,6 +164,7 @@ class Bench:
             'for ns in "" $(ls /run/netns); do n=${ns:+-n $ns}; echo "@$ns"; '
             "ip -j $n link; ip -j $n addr; ip -j $n route; done\n"
             'for f in /proc/sys/net/ipv4/conf/*/forwarding; do read v < "$f"; echo "%$f $v"; done\n'
+            'nft list tables | sed "s/^/%/"\n'
         )
         _elapsed, out = self.inside(["/bin/sh", "-c", script])
         lines = out.splitlines()
@@ -224,7 +228,8 @@ def baseline_scripts(items: dict) -> tuple[list[str], str, list[str]]:
             f"link set dev {br['name']} alias {OWNER_MARK} up",
         ]
     # a sysctl is no ip object: written by the shell script below with a builtin (no process), as the module does
-    sysctls = "".join(
+    sysctls = "echo 1 > /proc/sys/net/ipv4/ip_forward\n" if items["firewall_networks"] else ""
+    sysctls += "".join(
         f"echo {int(br['forwarding'])} > /proc/sys/net/ipv4/conf/{br['name']}/forwarding\n"
         for br in items["bridges"]
         if br.get("forwarding") is not None
@@ -239,6 +244,8 @@ def baseline_scripts(items: dict) -> tuple[list[str], str, list[str]]:
             f" address {v['peer_mac']} netns {v['peer_namespace']}",
             f"link set dev {v['name']} master {v['master']} alias {OWNER_MARK} up",
         ]
+        if v.get("hairpin"):
+            host.append(f"link set dev {v['name']} type bridge_slave hairpin on")
         per_ns[v["peer_namespace"]].append(f"link set dev {v['peer']} alias {OWNER_MARK} up")
     for iface in items["interfaces"]:
         ns = iface.get("namespace")
@@ -271,8 +278,14 @@ def measure(tmp: Path, n: int, opts: argparse.Namespace, profile: bool) -> tuple
         host, script, teardown = baseline_scripts(items)
         out["ip_host"] = bench.ip_batch(host)
         out["ip_ns"] = bench.shell(script)
-        out["ip_total"] = out["ip_host"] + out["ip_ns"]
+        table = fw.transaction(
+            fw.render(fw.parse_networks(items["firewall_networks"]), fw.parse_publishes(items["publishes"])),
+            user_table="create",
+        )
+        out["nft"] = bench.inside(["nft", "-f", "-"], stdin=table)[0]
+        out["ip_total"] = out["ip_host"] + out["ip_ns"] + out["nft"]
         built = bench.state()
+        bench.inside(["nft", "delete table inet wharf; delete table inet wharf-user"])
         out["ip_del"] = bench.ip_batch(teardown)
         assert bench.is_empty(), "ip -batch teardown left objects behind"
 
@@ -359,8 +372,14 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     print(f"M={opts.networks} networks (/{opts.prefixlen}), median of {opts.repeat} run(s) in fresh sandboxes, seconds")
-    print("ratio = time / ip total (ip -batch in the root namespace + one `ip -n NS -batch` per container)")
-    groups = [["N"], ["ip host", "+per-ns", "ip total"], ["cold", "ratio"], ["no-op", "ratio"], ["add-one", "ratio"]]
+    print("ratio = time / ip total (ip -batch in the root namespace + one `ip -n NS -batch` per container + nft -f)")
+    groups = [
+        ["N"],
+        ["ip host", "+per-ns", "+nft", "ip total"],
+        ["cold", "ratio"],
+        ["no-op", "ratio"],
+        ["add-one", "ratio"],
+    ]
     groups += [["teardown", "ip del"], ["floor play", "+1 module"]]
     widths = [[max(len(title), 6) for title in group] for group in groups]
 
@@ -383,7 +402,7 @@ def main() -> None:
                 notes += run_notes
             m = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             base = m["ip_total"]
-            cells = [[str(n)], [f"{m['ip_host']:.3f}", f"{m['ip_ns']:.3f}", f"{base:.3f}"]]
+            cells = [[str(n)], [f"{m['ip_host']:.3f}", f"{m['ip_ns']:.3f}", f"{m['nft']:.3f}", f"{base:.3f}"]]
             cells += [[f"{m[k]:.2f}", f"{m[k] / base:.2f}"] for k in ("cold", "noop", "add")]
             cells += [[f"{m['teardown']:.2f}", f"{m['ip_del']:.3f}"], [f"{m['floor']:.2f}", f"{m['floor_ping']:.2f}"]]
             print(row(cells), flush=True)

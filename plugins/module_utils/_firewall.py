@@ -44,16 +44,18 @@ listing would break our transaction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils import _validate as check
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
-from ansible_collections.wharf.network.plugins.module_utils._topology import _Parser
+from ansible_collections.wharf.network.plugins.module_utils._topology import PortMapping, _Parser
 
 TABLE = "wharf"
 USER_TABLE = "wharf-user"
@@ -259,10 +261,12 @@ def parse_publishes(items: list[Mapping[str, Any]], path: str = "publishes") -> 
             spec = item["port"]
         else:
             spec = {k: item[k] for k in ("host_ip", "published", "target", "protocol") if item.get(k) not in (None, "")}
-        mapping = parser.port(where, spec)
-        errors.extend(parser.errors)
+        mapping = _simple_port(spec)
+        if mapping is None:
+            mapping = parser.port(where, spec)
+            errors.extend(parser.errors)
         try:
-            address = ipaddress.ip_address(str(item.get("address")))
+            address = _ip_address(str(item.get("address")))
         except ValueError:
             errors.append(f"{where}.address {item.get('address')!r} is not an IP address")
             continue
@@ -293,6 +297,42 @@ def parse_publishes(items: list[Mapping[str, Any]], path: str = "publishes") -> 
     if errors:
         raise ValidationError(errors)
     return publishes
+
+
+_SIMPLE_PORT_RE = re.compile(r"([1-9][0-9]{0,4}):([1-9][0-9]{0,4})(?:/(tcp|udp|sctp))?")
+_PORT_NUMBER_RE = re.compile(r"[1-9][0-9]{0,4}")
+
+
+def _simple_port(spec: object) -> PortMapping | None:
+    """The common shapes ("8080:80/udp", or the long form with plain numbers and no host address) without
+    the general parser: a thousand publishes are parsed on every run, no-op included. None: not one of
+    those shapes (or out of range), so the general parser decides and words any error."""
+    if isinstance(spec, str):
+        match = _SIMPLE_PORT_RE.fullmatch(spec)
+        if match is None:
+            return None
+        host, target, protocol = int(match.group(1)), int(match.group(2)), match.group(3) or "tcp"
+        text = spec
+    elif isinstance(spec, Mapping) and spec.keys() <= {"published", "target", "protocol"}:
+        published, target_text, protocol = spec.get("published"), spec.get("target"), spec.get("protocol", "tcp")
+        if protocol not in _PROTOCOL_NUMBERS or not all(
+            isinstance(v, str | int) and not isinstance(v, bool) and _PORT_NUMBER_RE.fullmatch(str(v))
+            for v in (published, target_text)
+        ):
+            return None
+        host, target = int(published), int(target_text)  # type: ignore[arg-type]
+        text = ", ".join(f"{k}={v}" for k, v in spec.items())
+    else:
+        return None
+    if host > 65535 or target > 65535:
+        return None
+    return PortMapping(host_ip=None, published=(host, host), target=(target, target), protocol=protocol, spec=text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """ipaddress.ip_address, remembered: a thousand publishes name a few hundred container addresses."""
+    return ipaddress.ip_address(text)
 
 
 def network_of(networks: Iterable[FirewallNetwork], address: IPv4Address) -> FirewallNetwork | None:
@@ -745,9 +785,9 @@ def publishes_from_record(rows: list[Mapping[str, Any]]) -> list[Publish]:
         published = _range(row["published"]) if row.get("published") else None
         publishes.append(
             Publish(
-                host_ip=IPv4Address(row["host_ip"]) if row.get("host_ip") else None,
+                host_ip=_ip_address(row["host_ip"]) if row.get("host_ip") else None,  # type: ignore[arg-type]
                 published=published,
-                address=IPv4Address(row["address"]),
+                address=_ip_address(row["address"]),  # type: ignore[arg-type]
                 target=_range(row["target"]),
                 protocol=row["protocol"],
                 auto=bool(row.get("auto")),

@@ -113,6 +113,8 @@ def host_items(topology: Topology, inventory_hostname: str, peers: dict[str, str
                     "master": network.bridge_name,
                     "mtu": network.mtu,
                     "peer_mac": endpoint.mac_address,
+                    # a container reaching its own published port through the host's address (hairpin NAT)
+                    "hairpin": True,
                 }
                 items["veths" if present else "absent_veths"].append(veth)
                 if present:

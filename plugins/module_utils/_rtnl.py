@@ -57,6 +57,9 @@ IFLA_NET_NS_FD = 28
 IFLA_LINK_NETNSID = 37
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
+IFLA_INFO_SLAVE_KIND = 4
+IFLA_INFO_SLAVE_DATA = 5
+IFLA_BRPORT_MODE = 4  # hairpin: the bridge may send a frame back out of the port it came in on
 VETH_INFO_PEER = 1
 IFLA_BR_STP_STATE = 5
 IFLA_BR_VLAN_FILTERING = 7
@@ -242,6 +245,10 @@ def _parse_link(body: bytes) -> LinkMessage:
             info["vlan_filtering"] = bool(vf[0]) if vf else False
         elif kind == "vxlan" and data is not None:
             info.update(_parse_vxlan(parse_attrs(data)))
+        slave_data = nested.get(IFLA_INFO_SLAVE_DATA)
+        if _cstr(nested.get(IFLA_INFO_SLAVE_KIND)) == "bridge" and slave_data is not None:
+            mode = parse_attrs(slave_data).get(IFLA_BRPORT_MODE)
+            info["hairpin"] = bool(mode[0]) if mode else False
     address = attrs.get(IFLA_ADDRESS)
     return LinkMessage(
         index=index,
@@ -442,15 +449,32 @@ class Rtnl:
         return attr(VETH_INFO_PEER, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, IFF_UP) + attrs)
 
     def set_link(
-        self, index: int, up: bool | None = None, attrs: bytes = b"", info: tuple[str, bytes] | None = None
+        self,
+        index: int,
+        up: bool | None = None,
+        attrs: bytes = b"",
+        info: tuple[str, bytes] | None = None,
+        port_data: bytes | None = None,
     ) -> None:
+        """Change a link (by index, or by IFLA_IFNAME in `attrs` with index 0). `info` is (kind, IFLA_INFO_DATA
+        children); `port_data` the IFLA_INFO_SLAVE_DATA children for the link as a port of its master."""
         flags = IFF_UP if up else 0
         change = IFF_UP if up is not None else 0
         payload = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, change) + attrs
+        linkinfo = b""
         if info is not None:
             kind, data = info
-            payload += attr_nested(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, kind), attr_nested(IFLA_INFO_DATA, data))
+            linkinfo += attr_str(IFLA_INFO_KIND, kind) + attr_nested(IFLA_INFO_DATA, data)
+        if port_data is not None:
+            linkinfo += attr_nested(IFLA_INFO_SLAVE_DATA, port_data)
+        if linkinfo:
+            payload += attr_nested(IFLA_LINKINFO, linkinfo)
         self.request(RTM_NEWLINK, 0, payload)
+
+    @staticmethod
+    def bridge_port_hairpin(on: bool) -> bytes:
+        """IFLA_INFO_SLAVE_DATA children of a bridge port with hairpin mode on or off."""
+        return attr_u8(IFLA_BRPORT_MODE, 1 if on else 0)
 
     def del_link(self, index: int) -> None:
         self.request(RTM_DELLINK, 0, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0))

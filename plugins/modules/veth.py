@@ -63,6 +63,14 @@ options:
           - Bridge (in the first end's namespace) to enslave the first end to. The empty string detaches it;
             omitted, the master is not managed.
         type: str
+      hairpin:
+        description:
+          - Hairpin mode of the first end as a port of O(veths[].master) (C(ip link set NAME type bridge_slave
+            hairpin on)): the bridge may send a frame back out of the port it came in on.
+          - Needed for a container to reach its own published port through the host's address when bridged
+            traffic passes netfilter (C(br_netfilter)), as Docker and Kubernetes set it.
+          - Omitted, the mode is not managed.
+        type: bool
       up:
         description: Administrative state of both ends.
         type: bool
@@ -135,6 +143,7 @@ def main() -> None:
                     "mac": {"type": "str"},
                     "peer_mac": {"type": "str"},
                     "master": {"type": "str"},
+                    "hairpin": {"type": "bool"},
                     "up": {"type": "bool", "default": True},
                 },
             },

@@ -84,6 +84,7 @@ def test_isolation_egress_and_published_ports(lab):
             "host->127.0.0.1:8081": (None, "tcp", "127.0.0.1", 8081),
             "host->uplink:8080": (None, "tcp", HOST, 8080),
             "app->host:8080 (hairpin)": ("app", "tcp", HOST, 8080),
+            "web->host:8080 (its own port)": ("web", "tcp", HOST, 8080),
             # the loopback publish is the host's only
             "outside->8081": ("outside", "tcp", HOST, 8081),
             # networks: within, across through a container on both, across without one
@@ -107,6 +108,7 @@ def test_isolation_egress_and_published_ports(lab):
         "host->127.0.0.1:8081": answers["host->127.0.0.1:8081"],  # the source is a host address, checked below
         "host->uplink:8080": answers["host->uplink:8080"],
         "app->host:8080 (hairpin)": answers["app->host:8080 (hairpin)"],
+        "web->host:8080 (its own port)": answers["web->host:8080 (its own port)"],
         "outside->8081": None,
         "app->web": f"web {APP_FRONT}",
         "app->db": f"db {APP_BACK}",
@@ -118,7 +120,12 @@ def test_isolation_egress_and_published_ports(lab):
         "outside->web:80 direct": None,
         "outside->db:80 direct": None,
     }, answers
-    for label in ("host->127.0.0.1:8081", "host->uplink:8080", "app->host:8080 (hairpin)"):
+    for label in (
+        "host->127.0.0.1:8081",
+        "host->uplink:8080",
+        "app->host:8080 (hairpin)",
+        "web->host:8080 (its own port)",
+    ):
         assert (answers[label] or "").startswith("web "), (label, answers)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -173,3 +175,28 @@ def test_swapping_peer_names_renames_both_in_place(two_containers):
     assert after["eth0"] == before["eth1"] and after["eth1"] == before["eth0"]
     assert all("UP" in link["flags"] for name, link in sandbox.links("c1").items() if name != "lo")
     assert not sandbox.module("veth", {"veths": swapped}).changed
+
+
+def hairpin_of(sandbox, name: str) -> bool:
+    out = sandbox.sh(f"ip -d -j link show {name}").stdout
+    return json.loads(out)[0]["linkinfo"]["info_slave_data"]["hairpin"]
+
+
+def test_hairpin_mode_of_the_bridge_port(two_containers):
+    sandbox = two_containers
+    item = {"name": "ve-c1", "peer": "eth0", "peer_namespace": "c1", "master": "br0", "hairpin": True}
+    check = sandbox.module("veth", {"veths": [item]}, check=True)
+    assert check.result["changes"] == ["create veth '(host)/ve-c1'"]
+    assert not sandbox.module("veth", {"veths": [item]}).failed
+    assert hairpin_of(sandbox, "ve-c1") is True
+    assert not sandbox.module("veth", {"veths": [item]}).changed
+    # moved to another bridge: a new port starts with hairpin off, so it is set again
+    moved = {**item, "master": "br1"}
+    result = sandbox.module("veth", {"veths": [moved]}, diff=True)
+    assert result.changed and hairpin_of(sandbox, "ve-c1") is True, result.output
+    off = sandbox.module("veth", {"veths": [{**moved, "hairpin": False}]}, check=True, diff=True)
+    assert off.result["changes"] == ["update veth '(host)/ve-c1': hairpin True -> False"], off.result
+    assert not sandbox.module("veth", {"veths": [{**moved, "hairpin": False}]}).failed
+    assert hairpin_of(sandbox, "ve-c1") is False
+    bad = sandbox.module("veth", {"veths": [{**item, "master": None}]})
+    assert bad.failed and "veths[0].hairpin applies to a veth with a bridge master" in bad.output

@@ -43,7 +43,7 @@ FLEET = {
     },
 }
 
-VETH_KEYS = {"name", "peer", "peer_namespace", "master", "mtu", "peer_mac"}
+VETH_KEYS = {"name", "peer", "peer_namespace", "master", "mtu", "peer_mac", "hairpin"}
 
 
 def items_for(topology: dict, host: str) -> dict:
@@ -123,6 +123,7 @@ def test_veths():
             "master": "br-front",
             "mtu": 1500,
             "peer_mac": "02:42:ac:1c:00:0a",
+            "hairpin": True,
         },
         {
             "name": web1[1]["name"],
@@ -131,6 +132,7 @@ def test_veths():
             "master": "br-back",
             "mtu": 1500,
             "peer_mac": web1[1]["peer_mac"],
+            "hairpin": True,
         },
     ]
     assert web1[1]["name"].startswith("ve-web1-") and len(web1[1]["name"]) == 15

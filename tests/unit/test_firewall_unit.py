@@ -473,3 +473,24 @@ def test_check_mode_predicts_route_localnet_of_a_bridge_made_earlier_in_the_run(
     assert "update sysctl 'net.ipv4.conf.wtu-front.route_localnet': value '0' -> '1'" in firewall.plan().summary()
     firewall.check_mode = False  # a real run: the bridge step before would have made it; here it is missing
     assert not any("route_localnet" in line for line in firewall.plan().summary())
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["8080:80", "53:53/udp", "1:65535/sctp", {"published": 8443, "target": "443"}, {"published": "9", "target": 9}],
+)
+def test_fast_port_parse_agrees_with_the_general_parser(spec):
+    fast = fw._simple_port(spec)
+    parser = fw._Parser()
+    general = parser.port("p", spec)
+    assert fast is not None and not parser.errors
+    assert (fast.host_ip, fast.published, fast.target, fast.protocol) == (
+        general.host_ip, general.published, general.target, general.protocol,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "spec", ["0:80", "70000:80", "8080:80/UDP", "127.0.0.1:80:80", "80", "8080-8081:80-81", {"target": 80}]
+)
+def test_other_port_shapes_go_to_the_general_parser(spec):
+    assert fw._simple_port(spec) is None

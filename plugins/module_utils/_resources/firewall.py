@@ -310,9 +310,19 @@ class FirewallResource:
                 f"networks with icc false ({bridges}) need the br_netfilter kernel module, so that traffic "
                 "bridged between containers passes the firewall: modprobe br_netfilter"
             )
-        listeners = read_listeners()
+        # only publishes not applied before can meet a host process's port (see resolve_publishes): a no-op
+        # run does not read /proc/net, which walks every socket of the machine
+        applied = {p.host_key for p in previous_publishes}
+        sticky = {p.target_key for p in previous_publishes if p.auto}
+        fresh = [
+            p
+            for p in publishes
+            if (p.published is None and p.target_key not in sticky)
+            or (p.published is not None and p.host_key not in applied)
+        ]
+        listeners = read_listeners() if fresh else []
         owners = None
-        if any(listener.covers(p) for listener in listeners for p in publishes):
+        if any(listener.covers(p) for listener in listeners for p in fresh):
             owners = socket_owners({listener.inode for listener in listeners})
         try:
             publishes = fw.resolve_publishes(

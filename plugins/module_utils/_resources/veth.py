@@ -40,6 +40,7 @@ class VethSpec(NamespacedSpec):
     mac: str | None = None
     peer_mac: str | None = None
     master: str | None = None
+    hairpin: bool | None = None
     up: bool = True
 
 
@@ -58,6 +59,7 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
             mac=item.get("mac"),
             peer_mac=item.get("peer_mac"),
             master=item.get("master"),
+            hairpin=item.get("hairpin"),
             up=True if item.get("up") is None else bool(item.get("up")),
         )
         problems = [
@@ -70,6 +72,8 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
             check.mac_address(f"{path}.peer_mac", spec.peer_mac),
             check.interface_name(f"{path}.master", spec.master) if spec.master else None,
         ]
+        if spec.hairpin is not None and not spec.master:
+            problems.append(f"{path}.hairpin applies to a veth with a bridge master")
         if spec.namespace == spec.peer_namespace and spec.name == spec.peer:
             problems.append(f"{path}: name and peer are both '{spec.name}' in one namespace")
         errors.extend(p for p in problems if p)
@@ -89,6 +93,7 @@ def _state(end: Link, peer: Link | None, master_name: str | None) -> dict[str, A
         "mac": end.mac,
         "peer_mac": peer.mac if peer else None,
         "master": master_name,
+        "hairpin": end.info.get("hairpin", False) if master_name else None,
         "up": end.up and (peer.up if peer else False),
     }
 
@@ -98,6 +103,8 @@ def _wanted(spec: VethSpec) -> dict[str, Any]:
     if spec.master is not None:
         # "" asks for no master at all; None leaves the master alone
         wanted["master"] = spec.master or None
+    if spec.hairpin is not None:
+        wanted["hairpin"] = spec.hairpin
     if spec.mtu is not None:
         wanted["mtu"] = spec.mtu
         wanted["peer_mtu"] = spec.mtu
@@ -342,7 +349,9 @@ class VethResource(Resource):
             Rtnl.link_attrs(name=spec.name, mtu=spec.mtu, mac=spec.mac, master=master),
             Rtnl.veth_peer(False, peer),
         )
-        rtnl.set_link(0, attrs=Rtnl.link_attrs(name=spec.name, alias=OWNER_MARK))
+        # the port's hairpin mode goes with the owner mark (a port setting is refused in the create request)
+        hairpin = Rtnl.bridge_port_hairpin(True) if spec.hairpin and master else None
+        rtnl.set_link(0, attrs=Rtnl.link_attrs(name=spec.name, alias=OWNER_MARK), port_data=hairpin)
         self.sockets.get(spec.peer_namespace).set_link(
             0, up=spec.up, attrs=Rtnl.link_attrs(name=spec.peer, alias=OWNER_MARK)
         )
@@ -374,6 +383,9 @@ class VethResource(Resource):
             rtnl.set_link(
                 end.index, attrs=Rtnl.link_attrs(master=self.links(spec.namespace)[master].index if master else 0)
             )
+        if spec.hairpin is not None and ("hairpin" in differs or "master" in differs):
+            # a new master starts the port with hairpin off
+            rtnl.set_link(end.index, port_data=Rtnl.bridge_port_hairpin(spec.hairpin))
         if "peer" in differs:
             blocker = peer_rtnl.link(name=differs["peer"])
             if blocker is not None and blocker.index != peer.index:
