@@ -33,10 +33,11 @@ options:
     description:
       - The underlay address of every host that carries the topology, this one included, by inventory hostname
         (the role builds it from the inventory variable C(wharf_underlay_address)).
-      - With it, overlay networks span hosts: on each host with a container on the network, a VXLAN device on the
+      - With it, overlay networks span hosts. On each host with a container on the network, a VXLAN device on the
         network's bridge, with static FDB and neighbour entries for the other hosts and their containers, as
         M(wharf.network.overlay_vxlan) makes them; entries of hosts or containers that left are removed, and so
-        is the device of a network the host no longer carries.
+        is the device of a network the host no longer carries. The firewall table accepts VXLAN from the peers
+        only.
       - Without it, overlay networks are local bridges.
     type: dict
 attributes:

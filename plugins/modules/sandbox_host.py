@@ -47,7 +47,7 @@ options:
   underlay_address:
     description:
       - The sandbox's address on the underlay, in CIDR form (V(10.77.0.1/24)). Required with O(underlay).
-      - Use a private range: it exists only inside the lab and its members.
+      - Use a private range; it exists only inside the lab and its members.
     type: str
   underlay_mtu:
     description: MTU of the underlay link.

@@ -25,8 +25,9 @@ TOPOLOGY = {
 }
 
 
-def items(host: str, topology: dict = TOPOLOGY, peers: dict | None = PEERS) -> dict:
-    return host_items(parse_topology(topology), host, peers)
+def items(host: str, topology: dict | None = None, peers: dict | None = None, alone: bool = False) -> dict:
+    peers = None if alone else (peers if peers is not None else PEERS)
+    return host_items(parse_topology(topology if topology is not None else TOPOLOGY), host, peers)
 
 
 def test_each_host_gets_a_device_per_overlay_it_carries_with_every_remote_entry():
@@ -78,7 +79,7 @@ def test_gateway_is_the_same_address_and_mac_everywhere():
 
 
 def test_without_peers_or_alone_overlays_stay_local_bridges():
-    assert items("node1", peers=None)["vxlans"] == []
+    assert items("node1", alone=True)["vxlans"] == []
     assert items("node1", peers={"node1": "10.77.0.1"})["vxlans"][0]["peers"] == []
     assert items("node9")["vxlans"] == []
 
