@@ -44,8 +44,11 @@ def expected_probes(
     return probes
 
 
-def render(containers: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[str]:
-    """The report: a container table, then a matrix of expected/measured per source and destination."""
+def render(
+    containers: list[dict[str, Any]], results: list[dict[str, Any]], publishes: list[dict[str, Any]] | None = None
+) -> list[str]:
+    """The report: a container table, the published ports, then a matrix of expected/measured per source and
+    destination."""
     lines = ["containers:"]
     width = max((len(c["name"]) for c in containers), default=4)
     for container in containers:
@@ -57,6 +60,7 @@ def render(containers: list[dict[str, Any]], results: list[dict[str, Any]]) -> l
         else:
             where = f"network_mode: {container.get('network_mode')}"
         lines.append(f"  {container['name']:<{width}}  {where}")
+    lines += _published(containers, publishes or [])
     if not results:
         return lines
     columns: list[str] = []
@@ -91,3 +95,17 @@ def render(containers: list[dict[str, Any]], results: list[dict[str, Any]]) -> l
     verdict = "all as expected" if mismatches == 0 else f"{mismatches} NOT as expected (marked !)"
     lines.append(f"{len(results)} probes, {verdict}")
     return lines
+
+
+def _published(containers: list[dict[str, Any]], publishes: list[dict[str, Any]]) -> list[str]:
+    """'  0.0.0.0:8080/tcp -> web1 172.28.0.10:80' per publish (as the converge returns them), free ports marked."""
+    if not publishes:
+        return []
+    owner = {e["address"]: c["name"] for c in containers for e in c.get("endpoints", [])}
+    rows = []
+    for p in publishes:
+        host = f"{p.get('host_ip') or '0.0.0.0'}:{p['published']}/{p['protocol']}"
+        target = f"{owner.get(p['address'], '?')} {p['address']}:{p['target']}"
+        rows.append((host, target + ("  (free port, stable)" if p.get("auto") else "")))
+    width = max(len(host) for host, _target in rows)
+    return ["", "published ports:"] + [f"  {host:<{width}}  -> {target}" for host, target in rows]

@@ -27,6 +27,13 @@ options:
     type: list
     elements: dict
     default: []
+  publishes:
+    description:
+      - Published ports to list in the report, as the P(wharf.network.converge#module) module returns them
+        (C(publishes)). Listed only, not probed.
+    type: list
+    elements: dict
+    default: []
   probes:
     description: Explicit probes, used in addition to those built from O(containers).
     type: list
@@ -135,6 +142,7 @@ def main() -> None:
                     "label": {"type": "str"},
                 },
             },
+            "publishes": {"type": "list", "elements": "dict", "default": []},
             "timeout": {"type": "float", "default": 0.5},
             "fail_on_mismatch": {"type": "bool", "default": False},
         },
@@ -151,7 +159,7 @@ def main() -> None:
         module.fail_json(msg=f"reachability: could not probe: {exc}")
     results = [{**dataclasses.asdict(p), "ok": p.ok} for p in probes]
     mismatches = sum(1 for p in probes if not p.ok)
-    report = render(containers, results)
+    report = render(containers, results, module.params["publishes"])
     result = {"changed": False, "results": results, "mismatches": mismatches, "report": report}
     if mismatches and module.params["fail_on_mismatch"]:
         module.fail_json(msg=f"{mismatches} reachability probes differ from what the topology expects", **result)

@@ -59,3 +59,17 @@ def test_render_marks_mismatches():
 def test_render_all_good():
     results = [{**p, "reachable": p["expected"], "ok": True} for p in expected_probes(CONTAINERS)]
     assert render(CONTAINERS, results)[-1].endswith("all as expected")
+
+
+def test_render_lists_published_ports_with_their_container():
+    publishes = [
+        {"host_ip": None, "published": "8080", "address": "192.0.2.4", "target": "80", "protocol": "tcp"},
+        {"host_ip": "127.0.0.1", "published": "40213", "address": "192.0.2.4", "target": "53", "protocol": "udp",
+         "auto": True},
+    ]  # fmt: skip
+    lines = render(CONTAINERS, [], publishes)
+    assert lines[-3:] == [
+        "published ports:",
+        "  0.0.0.0:8080/tcp     -> web 192.0.2.4:80",
+        "  127.0.0.1:40213/udp  -> web 192.0.2.4:53  (free port, stable)",
+    ]
