@@ -23,7 +23,9 @@ description:
   - A device whose VNI, local address, port or underlay interface must change is made again (the kernel cannot
     change them on a live device).
   - The P(wharf.network.topology#role) role runs this as a step of M(wharf.network.converge), with the peers taken
-    from the inventory variable C(wharf_underlay_address) of every host.
+    from the inventory variable C(wharf_underlay_address) of every host; there the firewall table also drops VXLAN
+    from every address that is not a peer. This module on its own filters nothing (the device decapsulates any
+    packet with its VNI and port).
 extends_documentation_fragment:
   - wharf.network.resource
 options:
