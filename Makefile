@@ -1,6 +1,7 @@
 # wharf.network task runner. Every target runs as root on a Linux machine (namespaces need it).
 #   make setup   Debian packages, a Python 3.12 venv with the pinned requirements, the collection path
 #   make demo    setup + a sandbox host + `ansible-playbook site.yml` + the report (KEEP=1 keeps the sandbox)
+#   make fleet-demo  the same on three sandbox hosts joined by an underlay, with overlay networks across them
 #   make test    everything CI runs: lint, sanity, unit, integration (real namespaces), molecule, and the
 #                ansible-core 2.19 / Python 3.11 compatibility converge
 #   make bench   the benchmarks (not tests; numbers vary by machine)
@@ -11,13 +12,13 @@ SHELL := /bin/bash
 PYTHON_BOOTSTRAP ?= $(shell PYENV_VERSION=3.12.1 command -v python3.12 >/dev/null 2>&1 && echo "env PYENV_VERSION=3.12.1 python3.12" || echo python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := iproute2 nftables iputils-ping util-linux procps netcat-openbsd rsync git shellcheck \
+DEBIAN_PACKAGES := iproute2 nftables iputils-ping util-linux procps netcat-openbsd rsync git shellcheck iperf3 \
 	python3-dnspython dnsperf dnsmasq-base aardvark-dns bind9-dnsutils
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # molecule and testinfra call ansible-playbook, ansible-config… by name: the venv comes first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup debian venv collection demo demo-down test lint sanity unit integration molecule compat bench clean-sandboxes
+.PHONY: setup debian venv collection demo demo-down fleet-demo fleet-demo-down test lint sanity unit integration molecule compat bench clean-sandboxes
 
 setup: debian venv collection
 
@@ -56,6 +57,22 @@ demo: setup
 demo-down:
 	$(VENV)/bin/ansible-playbook -i inventories/demo playbooks/sandbox.yml -e wharf_sandbox_state=absent
 
+# Three sandbox hosts on one underlay segment (inventories/fleet), two overlay networks across them.
+fleet-demo: setup
+	$(VENV)/bin/ansible-playbook -i inventories/fleet playbooks/sandbox.yml
+	trap '[ "$${KEEP:-0}" = 1 ] || $(VENV)/bin/ansible-playbook -i inventories/fleet playbooks/sandbox.yml -e wharf_sandbox_state=absent >/dev/null' EXIT
+	$(VENV)/bin/ansible-playbook -i inventories/fleet site.yml
+	if [ "$${KEEP:-0}" = 1 ]; then
+	  echo "The fleet (node1, node2, node3) is still running. Look around:"
+	  echo "  ansible -i inventories/fleet node2 -m command -a 'ip netns exec web2 ping -c1 172.30.0.13'"
+	  echo "  make fleet-demo-down                      removes it"
+	else
+	  echo "The fleet was removed again (KEEP=1 keeps it to look around)."
+	fi
+
+fleet-demo-down:
+	$(VENV)/bin/ansible-playbook -i inventories/fleet playbooks/sandbox.yml -e wharf_sandbox_state=absent
+
 test: setup lint sanity unit integration molecule compat
 
 lint:
@@ -73,6 +90,7 @@ integration:
 
 molecule:
 	$(VENV)/bin/molecule test -s default
+	$(VENV)/bin/molecule test -s fleet
 
 compat:
 	bash tests/compat.sh
@@ -80,6 +98,7 @@ compat:
 bench: setup
 	$(PY) benchmarks/bench_modules.py
 	$(PY) benchmarks/bench_topology.py
+	$(PY) benchmarks/bench_overlay.py
 	$(PY) benchmarks/bench_dns.py
 
 clean-sandboxes:

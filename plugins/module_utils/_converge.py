@@ -11,13 +11,14 @@ people who build by hand; the role uses this.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
-from ansible_collections.wharf.network.plugins.module_utils._host_items import host_items
+from ansible_collections.wharf.network.plugins.module_utils._host_items import host_items, overlay_errors
 from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets, netns_path
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._resources.bridge import BridgeResource
@@ -31,6 +32,7 @@ from ansible_collections.wharf.network.plugins.module_utils._resources.firewall 
 from ansible_collections.wharf.network.plugins.module_utils._resources.ip_addr import IpAddrResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.netns import NetnsResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.veth import VethResource
+from ansible_collections.wharf.network.plugins.module_utils._resources.vxlan import VxlanResource
 from ansible_collections.wharf.network.plugins.module_utils._topology import TopologyError, parse_topology
 
 
@@ -43,6 +45,7 @@ class ConvergeResult:
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
     containers: list[dict[str, Any]] = field(default_factory=list)
+    remote_containers: list[dict[str, Any]] = field(default_factory=list)
     publishes: list[dict[str, Any]] = field(default_factory=list)
     applied: int = 0  # changes really made so far (0 in check mode)
 
@@ -63,11 +66,13 @@ class ConvergeResult:
 Step = tuple[str, Callable[[NamespaceSockets], Any]]
 
 
-def host_steps(items: dict[str, Any], firewall: FirewallResource | None = None) -> list[Step]:
+def host_steps(items: dict[str, Any], firewall: FirewallResource | None = None, overlay: bool = False) -> list[Step]:
     """The resources to run for this host, in order; a step with nothing to do is left out.
 
     The firewall comes right after the bridges it names (route_localnet is a sysctl of the bridge) and
     before any container is connected, so no endpoint is ever up while the host forwards without the table.
+    With `overlay` (the host is on an underlay with peers) the VXLAN step always runs, exclusive over the
+    collection's own VXLAN devices: a device of a network this host no longer carries goes, with its entries.
     """
     prune = bool(items["prune"])
     own = [n["name"] for n in items["namespaces"] if "share_with" not in n]
@@ -89,6 +94,8 @@ def host_steps(items: dict[str, Any], firewall: FirewallResource | None = None) 
         )
     if items["interfaces"]:
         steps.append(("addresses", lambda s: IpAddrResource(s, items["interfaces"], "present", True, None)))
+    if overlay:
+        steps.append(("overlay", lambda s: VxlanResource(s, items["vxlans"], "present", True, None)))
     if items["absent_bridges"]:
         steps.append(("remove networks", lambda s: BridgeResource(s, items["absent_bridges"], "absent", False, None)))
     return steps
@@ -102,28 +109,39 @@ def converge(
     run: Runner | None = None,
     nft_binary: str = "nft",
     record_dir: str = RECORD_DIR,
+    peers: dict[str, str] | None = None,
 ) -> ConvergeResult:
     """Validate everything first (ValidationError with every problem), then converge step by step.
 
     `run(argv, data)` runs the `nft` program (AnsibleModule.run_command in the module); None leaves the
-    firewall alone. Pass `result` to keep what was done when a later step fails.
+    firewall alone. `peers` maps inventory hostnames (this one included) to underlay addresses; with it,
+    overlay networks are joined across hosts over VXLAN. Pass `result` to keep what was done when a later step fails.
     """
     try:
         model = parse_topology(topology)
     except TopologyError as exc:
         raise ValidationError(list(exc.errors)) from None
-    items = host_items(model, host)
+    peers = dict(peers or {})
+    overlay = host in peers
+    if peers and not overlay:
+        raise ValidationError([f"peers: this host {host!r} is not among them (set its wharf_underlay_address)"])
+    errors = overlay_errors(model, peers) + _peer_errors(peers)
+    if errors:
+        raise ValidationError(errors)
+    items = host_items(model, host, peers)
     if items["sub_interfaces"]:
         users = sorted({i["namespace"] for i in items["sub_interfaces"]})
         raise ValidationError([f"networks of driver macvlan/ipvlan are not supported yet (used by {', '.join(users)})"])
-    firewall = _firewall(items, run, nft_binary, record_dir)
+    vxlan_peers = sorted(set(peers.values()) - {peers[host]}) if overlay else None
+    firewall = _firewall(items, run, nft_binary, record_dir, vxlan_peers)
     if firewall is not None:
         firewall.validate()  # publish clashes and ports host processes hold: refused before the first change
     result = result if result is not None else ConvergeResult()
     result.containers = items["containers"]
+    result.remote_containers = items["remote_containers"]
     vanishing: set[str] = set()
     with NamespaceSockets() as sockets:
-        for name, build in host_steps(items, firewall):
+        for name, build in host_steps(items, firewall, overlay):
             resource = build(sockets)
             resource.check_mode = check_mode
             if hasattr(resource, "vanishing_nsids"):
@@ -143,13 +161,33 @@ def converge(
     return result
 
 
-def _firewall(items: dict[str, Any], run: Runner | None, nft_binary: str, record_dir: str) -> FirewallResource | None:
-    """The host's table for this topology; with no network left, its removal (only if wharf made one)."""
+def _peer_errors(peers: dict[str, str]) -> list[str]:
+    errors = []
+    seen: dict[str, str] = {}
+    for name, address in sorted(peers.items()):
+        try:
+            text = str(ipaddress.IPv4Address(address))
+        except (ValueError, TypeError):
+            errors.append(f"peers.{name}: underlay address {address!r} is not an IPv4 address")
+            continue
+        if text in seen:
+            errors.append(f"peers.{name}: underlay address {text} is also the address of {seen[text]}")
+        seen[text] = name
+    return errors
+
+
+def _firewall(
+    items: dict[str, Any], run: Runner | None, nft_binary: str, record_dir: str, vxlan_peers: list[str] | None
+) -> FirewallResource | None:
+    """The host's table for this topology; with no network left, its removal (only if wharf made one).
+    With `vxlan_peers`, VXLAN is accepted from those addresses only."""
     if run is None:
         return None
     networks = items["firewall_networks"] + _kept_networks(items, record_dir)
     if networks or items["publishes"]:
-        return FirewallResource(run, networks, items["publishes"], "present", True, nft_binary, record_dir)
+        return FirewallResource(
+            run, networks, items["publishes"], "present", True, nft_binary, record_dir, vxlan_peers=vxlan_peers
+        )
     if os.path.exists(os.path.join(record_dir, RECORD_NAME)):
         return FirewallResource(run, None, None, "absent", False, nft_binary, record_dir)
     return None

@@ -64,6 +64,7 @@ LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 ANY = "0.0.0.0"
 DEFAULT_PORT_RANGE = (32768, 60999)  # net.ipv4.ip_local_port_range on Linux, Docker's range for free ports
 USER_HOOK_PRIORITY = -10
+VXLAN_PORT = 4789
 _PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
 
 IPv4Address = ipaddress.IPv4Address
@@ -617,10 +618,15 @@ def _network_chains(network: FirewallNetwork) -> list[str]:
     return [*_chain(source, None, sends), "", *_chain(destination, None, receives)]
 
 
-def render(networks: list[FirewallNetwork], publishes: list[Publish]) -> str:
+def render(networks: list[FirewallNetwork], publishes: list[Publish], vxlan_peers: list[str] | None = None) -> str:
     """The whole ``table inet wharf`` for ``nft -f``. Canonical: the same networks and publishes, in any
     order, give the same text (networks by bridge name, elements sorted), so its digest says whether the
-    desired state changed."""
+    desired state changed.
+
+    ``vxlan_peers`` (a host on an overlay underlay): set ``vxlan-peers`` and chain ``input`` (filter) that
+    drops VXLAN (UDP 4789) from any address that is not a peer, so nobody else can inject frames into an
+    overlay network (the device itself would decapsulate any packet with a known VNI). None: neither.
+    """
     networks = sorted(networks, key=lambda n: n.bridge)
     any_elements, addr_elements, loopback_elements = _publish_elements(publishes)
     bridges = [f'"{n.bridge}"' for n in networks]
@@ -648,6 +654,19 @@ def render(networks: list[FirewallNetwork], publishes: list[Publish]) -> str:
         if network.masquerade and not network.internal:
             postrouting.append(f"ip saddr {network.subnet} oifname != @bridges masquerade")
     forward = ["iifname vmap @from-network", "oifname vmap @to-network"] if networks else []
+    overlay: list[str] = []
+    if vxlan_peers is not None:
+        peers = [str(a) for a in sorted({IPv4Address(p) for p in vxlan_peers})]
+        vxlan_input = [
+            f"udp dport {VXLAN_PORT} ip saddr != @vxlan-peers drop",
+            f"meta nfproto ipv6 udp dport {VXLAN_PORT} drop",
+        ]
+        overlay = [
+            "",
+            *_map("vxlan-peers", "ipv4_addr", None, peers),
+            "",
+            *_chain("input", "type filter hook input priority filter; policy accept;", vxlan_input),
+        ]
 
     lines = [
         f"table {FAMILY} {TABLE} {{",
@@ -673,6 +692,7 @@ def render(networks: list[FirewallNetwork], publishes: list[Publish]) -> str:
         *_chain("postrouting", "type nat hook postrouting priority srcnat; policy accept;", postrouting),
         "",
         *_chain("forward", "type filter hook forward priority filter; policy accept;", forward),
+        *overlay,
     ]
     for network in networks:
         lines.extend(["", *_network_chains(network)])

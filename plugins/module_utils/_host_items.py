@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._topology import Container, Network, Topology
+from ansible_collections.wharf.network.plugins.module_utils._topology import (
+    Container,
+    Network,
+    Topology,
+    mac_for,
+    vxlan_name_for,
+)
 
 ITEM_LISTS = (
     "namespaces",
@@ -21,17 +27,25 @@ ITEM_LISTS = (
     "absent_namespaces",
     "absent_bridges",
     "absent_veths",
+    "vxlans",
+    "remote_containers",
     "firewall_networks",
     "publishes",
 )
 
 
-def host_items(topology: Topology, inventory_hostname: str) -> dict[str, Any]:
+def host_items(topology: Topology, inventory_hostname: str, peers: dict[str, str] | None = None) -> dict[str, Any]:
     """The item lists for one inventory host, every list sorted so the same topology gives the same output.
 
     Containers whose ``host`` is another inventory host are left out; a container without ``host`` is on every
     host. Declared bridge/overlay networks are on every host; the default network only where a container uses
     it. Things whose state is absent go to the ``absent_*`` lists, in the same shape as the present ones.
+
+    ``peers`` maps inventory hostnames to their underlay addresses (this host's included). With it, each overlay
+    network that has a container on this host gets a VXLAN item (``vxlans``) whose peers and remote entries are
+    the other hosts of ``peers`` and their containers on that network; ``remote_containers`` summarises those
+    containers (their overlay endpoints only). Without it (or without this host in it) overlay networks stay
+    local bridges.
     """
     items: dict[str, Any] = {key: [] for key in ITEM_LISTS}
     items["prune"] = topology.prune
@@ -41,7 +55,11 @@ def host_items(topology: Topology, inventory_hostname: str) -> dict[str, Any]:
         if not network.bridged or not _network_on_host(network, containers):
             continue
         # the host routes for its networks; what may pass is the firewall's table (isolation, egress, publishes)
-        bridge = {"name": network.bridge_name, "mtu": network.mtu, "forwarding": True}
+        bridge: dict[str, Any] = {"name": network.bridge_name, "mtu": network.mtu, "forwarding": True}
+        if network.driver == "overlay":
+            # a distributed gateway: the same address and the same MAC on every host, as EVPN's anycast gateway,
+            # so whichever host answers an ARP for the gateway, the answer is the same
+            bridge["mac"] = gateway_mac(network)
         if network.state == "absent":
             items["absent_bridges"].append(bridge)
         else:
@@ -104,6 +122,8 @@ def host_items(topology: Topology, inventory_hostname: str) -> dict[str, Any]:
         if present:
             items["containers"].append(_summary(container, topology))
             items["publishes"].extend(_publishes(container))
+    if peers and inventory_hostname in peers:
+        _overlay_items(items, topology, inventory_hostname, peers)
     return items
 
 
@@ -132,6 +152,81 @@ def _ports_text(ports: tuple[int, int]) -> str:
     return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
 
 
+def gateway_mac(network: Network) -> str:
+    """The MAC of an overlay network's gateway (its bridge) on every host: derived from the gateway address."""
+    return mac_for(network.gateway)
+
+
+def overlay_spans(topology: Topology, peers: dict[str, str]) -> dict[str, list[str]]:
+    """Per present overlay network, the hosts of ``peers`` that have a present container on it (sorted)."""
+    spans: dict[str, set[str]] = {}
+    for container in topology.containers.values():
+        if container.state != "present" or not container.own_namespace:
+            continue
+        hosts = [container.host] if container.host is not None else list(peers)
+        for endpoint in container.endpoints:
+            network = topology.networks[endpoint.network]
+            if network.driver == "overlay" and network.state == "present":
+                spans.setdefault(network.name, set()).update(h for h in hosts if h in peers)
+    return {name: sorted(hosts) for name, hosts in sorted(spans.items())}
+
+
+def overlay_errors(topology: Topology, peers: dict[str, str]) -> list[str]:
+    """Containers that would be on several hosts of one overlay segment at once (no ``host``): the same address
+    and MAC in several places of one L2 network."""
+    errors = []
+    if len(peers) < 2:
+        return errors
+    for container in topology.containers.values():
+        if container.host is not None or container.state != "present" or not container.own_namespace:
+            continue
+        for endpoint in container.endpoints:
+            if topology.networks[endpoint.network].driver == "overlay":
+                errors.append(
+                    f"containers.{container.name}.host is needed: it is on overlay network {endpoint.network},"
+                    f" which spans the hosts {', '.join(sorted(peers))}, and without a host it would be on all of"
+                    " them with one address"
+                )
+    return errors
+
+
+def _overlay_items(items: dict[str, Any], topology: Topology, this_host: str, peers: dict[str, str]) -> None:
+    """The VXLAN item of every overlay network this host carries, and the remote containers on them."""
+    spans = overlay_spans(topology, peers)
+    remote_summaries: dict[str, dict[str, Any]] = {}
+    for name, hosts in spans.items():
+        if this_host not in hosts:
+            continue
+        network = topology.networks[name]
+        remotes = []
+        for container in topology.containers.values():
+            if container.host is None or container.host == this_host or container.host not in peers:
+                continue
+            if container.state != "present" or not container.own_namespace:
+                continue
+            for endpoint in container.endpoints:
+                if endpoint.network == name:
+                    remotes.append(
+                        {"mac": endpoint.mac_address, "address": str(endpoint.address), "peer": peers[container.host]}
+                    )
+                    remote_summaries.setdefault(container.name, _summary(container, topology))
+        items["vxlans"].append(
+            {
+                "name": vxlan_name_for(network.vni),
+                "vni": network.vni,
+                "local": peers[this_host],
+                "master": network.bridge_name,
+                "mtu": network.mtu,
+                "peers": sorted({peers[h] for h in hosts if h != this_host}),
+                "remotes": sorted(remotes, key=lambda r: (r["address"], r["mac"])),
+            }
+        )
+    carried = {name for name, hosts in spans.items() if this_host in hosts}
+    for summary in remote_summaries.values():
+        summary["endpoints"] = [e for e in summary["endpoints"] if e["network"] in carried]
+    items["remote_containers"] = [remote_summaries[k] for k in sorted(remote_summaries)]
+
+
 def _network_on_host(network: Network, containers: list[Container]) -> bool:
     """Declared networks exist on every host, as in Docker; the default network only where it is used (or, on
     teardown, was used)."""
@@ -147,6 +242,7 @@ def _summary(container: Container, topology: Topology) -> dict[str, Any]:
         "namespace": container.namespace,
         "hostname": container.hostname,
         "network_mode": container.network_mode,
+        "host": container.host,
         "endpoints": [
             {
                 "network": e.network,
@@ -158,6 +254,7 @@ def _summary(container: Container, topology: Topology) -> dict[str, Any]:
                 "mac": e.mac_address,
                 "aliases": list(e.aliases),
                 "internal": topology.networks[e.network].internal,
+                "driver": topology.networks[e.network].driver,
                 "icc": topology.networks[e.network].icc,
             }
             for e in container.endpoints

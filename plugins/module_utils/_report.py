@@ -13,19 +13,23 @@ REACHABLE = "✓"
 BLOCKED = "✗"
 
 
-def expected_probes(containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def expected_probes(
+    containers: list[dict[str, Any]], remote_containers: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Every container with a namespace probes every other container's addresses.
 
     Expected reachable exactly when the two share the network of that address (Docker's rule:
     containers on one network reach each other; different networks are isolated) and that network
     lets its containers talk (``icc``). A container sharing another's namespace (container:OTHER) and
     host-mode containers do not probe.
+    `remote_containers` are containers of other hosts (their overlay endpoints): targets only, probed
+    over the overlay from this host's containers.
     """
     probes = []
     sources = [c for c in containers if c.get("network_mode") in ("bridge", "none") and c.get("namespace")]
     for source in sources:
         source_networks = {e["network"] for e in source.get("endpoints", [])}
-        for target in containers:
+        for target in [*containers, *(remote_containers or [])]:
             if target["name"] == source["name"]:
                 continue
             for endpoint in target.get("endpoints", []):

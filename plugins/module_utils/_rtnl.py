@@ -32,12 +32,14 @@ NLM_F_DUMP = 0x300
 NLM_F_REPLACE = 0x100
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
+NLM_F_APPEND = 0x800
 NLM_F_ACK_TLVS = 0x200
 NLMSGERR_ATTR_MSG = 1
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_GETNSID = 90
 NETNSA_NSID = 1
 NETNSA_FD = 3
@@ -61,6 +63,12 @@ IFLA_BRPORT_MODE = 4  # hairpin: the bridge may send a frame back out of the por
 VETH_INFO_PEER = 1
 IFLA_BR_STP_STATE = 5
 IFLA_BR_VLAN_FILTERING = 7
+IFLA_VXLAN_ID = 1
+IFLA_VXLAN_LINK = 3
+IFLA_VXLAN_LOCAL = 4
+IFLA_VXLAN_LEARNING = 7
+IFLA_VXLAN_PROXY = 11
+IFLA_VXLAN_PORT = 15  # network byte order
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 
 IFA_ADDRESS = 1
@@ -79,6 +87,13 @@ RTN_UNICAST = 1
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_LINK = 253
 
+NDA_DST = 1
+NDA_LLADDR = 2
+NUD_NOARP = 0x40
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x02
+AF_BRIDGE = 7
+
 IFF_UP = 0x1
 NLA_F_NESTED = 0x8000
 NLA_TYPE_MASK = 0x3FFF
@@ -87,6 +102,7 @@ _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
 _IFADDRMSG = struct.Struct("=BBBBI")
 _RTMSG = struct.Struct("=BBBBBBBBI")
+_NDMSG = struct.Struct("=BxxxiHBB")
 _NLATTR = struct.Struct("=HH")
 
 
@@ -113,6 +129,10 @@ def attr_u32(kind: int, value: int) -> bytes:
 
 def attr_u8(kind: int, value: int) -> bytes:
     return attr(kind, struct.pack("=B", value))
+
+
+def attr_u16_be(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack("!H", value))
 
 
 def attr_nested(kind: int, *children: bytes) -> bytes:
@@ -171,6 +191,22 @@ class LinkMessage:
 
 
 @dataclass
+class NeighMessage:
+    """An RTM_NEWNEIGH message: an ARP entry (AF_INET) or a forwarding-database entry (AF_BRIDGE).
+
+    `address` is the IP (NDA_DST): for a VXLAN FDB entry the remote VTEP, for an ARP entry the neighbour's
+    own address. `mac` is NDA_LLADDR.
+    """
+
+    family: int
+    index: int
+    state: int
+    flags: int
+    address: str | None
+    mac: str | None
+
+
+@dataclass
 class AddrMessage:
     family: int
     prefixlen: int
@@ -207,6 +243,8 @@ def _parse_link(body: bytes) -> LinkMessage:
             info["stp"] = bool(_u32(bridge.get(IFLA_BR_STP_STATE)))
             vf = bridge.get(IFLA_BR_VLAN_FILTERING)
             info["vlan_filtering"] = bool(vf[0]) if vf else False
+        elif kind == "vxlan" and data is not None:
+            info.update(_parse_vxlan(parse_attrs(data)))
         slave_data = nested.get(IFLA_INFO_SLAVE_DATA)
         if _cstr(nested.get(IFLA_INFO_SLAVE_KIND)) == "bridge" and slave_data is not None:
             mode = parse_attrs(slave_data).get(IFLA_BRPORT_MODE)
@@ -225,6 +263,32 @@ def _parse_link(body: bytes) -> LinkMessage:
         link_netnsid=_i32(attrs.get(IFLA_LINK_NETNSID)),
         info=info,
     )
+
+
+def _parse_vxlan(vxlan: dict[int, bytes]) -> dict[str, Any]:
+    local = vxlan.get(IFLA_VXLAN_LOCAL)
+    port = vxlan.get(IFLA_VXLAN_PORT)
+    learning = vxlan.get(IFLA_VXLAN_LEARNING)
+    proxy = vxlan.get(IFLA_VXLAN_PROXY)
+    return {
+        "vni": _u32(vxlan.get(IFLA_VXLAN_ID)),
+        "local": socket.inet_ntop(socket.AF_INET, local[:4]) if local and len(local) >= 4 else None,
+        "link": _u32(vxlan.get(IFLA_VXLAN_LINK)),
+        "port": struct.unpack("!H", port[:2])[0] if port and len(port) >= 2 else None,
+        "learning": bool(learning[0]) if learning else False,
+        "proxy": bool(proxy[0]) if proxy else False,
+    }
+
+
+def _parse_neigh(body: bytes) -> NeighMessage:
+    family, index, state, flags, _type = _NDMSG.unpack_from(body)
+    attrs = parse_attrs(body, _NDMSG.size)
+    dst = attrs.get(NDA_DST)
+    lladdr = attrs.get(NDA_LLADDR)
+    address = None
+    if dst is not None and len(dst) in (4, 16):
+        address = socket.inet_ntop(socket.AF_INET if len(dst) == 4 else socket.AF_INET6, dst)
+    return NeighMessage(family, index, state, flags, address, mac_text(lladdr) if lladdr is not None else None)
 
 
 def _ip_text(family: int, raw: bytes | None) -> str | None:
@@ -477,3 +541,46 @@ class Rtnl:
     def del_route(self, family: int, dst: str | None, dst_len: int, gateway: str | None, oif: int,
                   priority: int | None) -> None:  # fmt: skip
         self._route(RTM_DELROUTE, 0, family, dst, dst_len, gateway, oif, priority, 0)
+
+    # neighbours and forwarding databases -------------------------------------------------------
+    @staticmethod
+    def vxlan_data(vni: int, local: str, link: int | None, port: int, learning: bool, proxy: bool) -> bytes:
+        """IFLA_INFO_DATA of a VXLAN device with a pinned local address and no multicast group."""
+        data = attr_u32(IFLA_VXLAN_ID, vni) + attr(IFLA_VXLAN_LOCAL, socket.inet_pton(socket.AF_INET, local))
+        if link is not None:
+            data += attr_u32(IFLA_VXLAN_LINK, link)
+        data += attr_u16_be(IFLA_VXLAN_PORT, port)
+        data += attr_u8(IFLA_VXLAN_LEARNING, int(learning)) + attr_u8(IFLA_VXLAN_PROXY, int(proxy))
+        return data
+
+    def neighbours(self, family: int, index: int = 0) -> list[NeighMessage]:
+        """ARP/ND entries (AF_INET/AF_INET6) or FDB entries (AF_BRIDGE), of one interface when `index` is set."""
+        # filtered here: strict dump checking wants NDA_IFINDEX for ARP tables but ndm_ifindex for the FDB
+        found = [_parse_neigh(body) for body in self.dump(RTM_GETNEIGH, _NDMSG.pack(family, 0, 0, 0, 0))]
+        return [n for n in found if not index or n.index == index]
+
+    def _neigh(self, msg_type: int, flags: int, family: int, index: int, state: int, ntf: int,
+               address: str, mac: str | None) -> None:  # fmt: skip
+        ip_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        payload = _NDMSG.pack(family, index, state, ntf, 0) + attr(NDA_DST, socket.inet_pton(ip_family, address))
+        if mac is not None:
+            payload += attr(NDA_LLADDR, mac_bytes(mac))
+        self.request(msg_type, flags, payload)
+
+    def add_fdb(self, index: int, mac: str, remote: str) -> None:
+        """A static VXLAN FDB entry: frames to `mac` go to the VTEP `remote`; appended, so the all-zeros MAC can
+        name several VTEPs (head-end replication of broadcast and unknown traffic)."""
+        self._neigh(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, AF_BRIDGE, index, NUD_PERMANENT | NUD_NOARP,
+                    NTF_SELF, remote, mac)  # fmt: skip
+
+    def del_fdb(self, index: int, mac: str, remote: str) -> None:
+        self._neigh(RTM_DELNEIGH, 0, AF_BRIDGE, index, 0, NTF_SELF, remote, mac)
+
+    def set_neighbour(self, index: int, address: str, mac: str) -> None:
+        """A permanent ARP (or ND) entry, replacing whatever the kernel had for that address."""
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self._neigh(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, family, index, NUD_PERMANENT, 0, address, mac)
+
+    def del_neighbour(self, index: int, address: str) -> None:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self._neigh(RTM_DELNEIGH, 0, family, index, 0, 0, address, None)

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import datetime
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -432,3 +433,113 @@ def _read_log(name: str) -> str:
 def _remove_log(name: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_state_path(name, "log"))
+
+
+# --- sandbox fleets: several sandbox hosts on one underlay segment ----------------------------------------
+#
+# A fleet's underlay is an L2 segment that lives in a lab sandbox of its own (a sandbox host like the others,
+# named by the caller, never the machine's namespace): a bridge there, and per member one veth pair whose far
+# end is the member's underlay interface, with the member's own address. Members reach each other over it as
+# machines on one switch do; nothing of it is visible outside the lab and the members.
+
+UNDERLAY_BRIDGE = "underlay0"
+UNDERLAY_INTERFACE = "eth0"
+
+# Runs inside the lab (its network namespace): the bridge, then the member's veth pair, whose far end is
+# created directly in the member's namespace. $1 port name, $2 member pid, $3 member interface, $4 MTU,
+# $5 member name (the port's alias, for people looking at the lab).
+# Members join at once (Ansible forks): a bridge another member made meanwhile is fine.
+_UNDERLAY_PORT_SCRIPT = f"""set -e
+ip link show {UNDERLAY_BRIDGE} >/dev/null 2>&1 || ip link add {UNDERLAY_BRIDGE} type bridge 2>/dev/null || true
+ip link set {UNDERLAY_BRIDGE} up
+ip link add "$1" mtu "$4" type veth peer name "$3" mtu "$4" netns "$2"
+ip link set "$1" alias "$5" master {UNDERLAY_BRIDGE} up
+"""
+
+
+def underlay_port_name(member: str) -> str:
+    """The lab's bridge port of a member: `ul-` + 10 hex digits of sha1(name), at most 15 characters, stable."""
+    return "ul-" + hashlib.sha1(member.encode()).hexdigest()[:10]
+
+
+def _inside(host: SandboxHost, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(host.nsenter_argv() + argv, capture_output=True, text=True, check=False)
+
+
+def underlay_state(member: str, interface: str = UNDERLAY_INTERFACE) -> dict[str, object] | None:
+    """The member's underlay interface as it is: ``{"addresses": [CIDR...], "mtu": N, "up": bool}``, None if it
+    has none (or the member does not run)."""
+    host = get(member)
+    if host is None:
+        return None
+    result = _inside(host, ["ip", "-j", "addr", "show", "dev", interface])
+    if result.returncode != 0:
+        return None
+    links = json.loads(result.stdout or "[]")
+    if not links:
+        return None
+    link = links[0]
+    addresses = [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"]
+    return {"addresses": addresses, "mtu": link.get("mtu"), "up": "UP" in link.get("flags", [])}
+
+
+def join_underlay(member: str, lab: str, address: str, mtu: int = 1500, interface: str = UNDERLAY_INTERFACE) -> bool:
+    """Put running sandbox ``member`` on the underlay of lab ``lab`` with ``address`` (CIDR); True if it changed.
+
+    The lab sandbox is started when the first member joins. The member's interface is left alone when it already
+    has exactly that address and MTU and is up; a different address replaces the old one.
+    """
+    validate_name(lab)
+    host = get(member)
+    if host is None:
+        raise SandboxError(f"sandbox host {member!r} is not running, it cannot join underlay {lab!r}")
+    if lab == member:
+        raise SandboxError(f"sandbox host {member!r} cannot be its own underlay lab")
+    wanted = {"addresses": [address], "mtu": mtu, "up": True}
+    current = underlay_state(member, interface)
+    if current == wanted:
+        return False
+    if current is None:
+        lab_host, _created = create(lab)
+        result = _inside(
+            lab_host,
+            ["/bin/sh", "-c", _UNDERLAY_PORT_SCRIPT, "sh", underlay_port_name(member), str(host.pid), interface,
+             str(mtu), member],
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise SandboxError(f"sandbox host {member!r} could not join underlay {lab!r}: {result.stderr.strip()}")
+    script = 'ip addr flush dev "$1" && ip addr add "$2" dev "$1" && ip link set "$1" mtu "$3" up'
+    result = _inside(host, ["/bin/sh", "-c", script, "sh", interface, address, str(mtu)])
+    if result.returncode != 0:
+        raise SandboxError(f"sandbox host {member!r}: underlay address {address}: {result.stderr.strip()}")
+    return True
+
+
+def underlay_members(lab: str) -> list[str]:
+    """Names of the members whose port is still on the lab's bridge (empty when the lab does not run)."""
+    host = get(lab)
+    if host is None:
+        return []
+    result = _inside(host, ["ip", "-j", "link", "show", "master", UNDERLAY_BRIDGE])
+    if result.returncode != 0:
+        return []
+    return sorted(link.get("ifalias") or link["ifname"] for link in json.loads(result.stdout or "[]"))
+
+
+def leave_underlay(member: str, lab: str, timeout: float = STOP_TIMEOUT) -> bool:
+    """After ``member`` was destroyed: wait until its port left the lab, and stop the lab once no member is left.
+
+    The kernel deletes the veth pair when the member's namespace is freed, shortly after its last process ends.
+    Returns True when this call stopped the lab.
+    """
+    validate_name(lab)
+    if get(lab) is None:
+        return False
+    deadline = time.monotonic() + timeout
+    while member in underlay_members(lab):
+        if time.monotonic() > deadline:
+            raise SandboxError(f"underlay {lab!r}: the port of {member!r} was still there after {timeout:g} s")
+        time.sleep(0.01)
+    if underlay_members(lab):
+        return False
+    return destroy(lab)

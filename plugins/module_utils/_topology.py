@@ -296,6 +296,14 @@ def default_vni(network: str) -> int:
     return VNI_MIN + int.from_bytes(_digest(f"vni/{network}")[:8], "big") % (VNI_MAX - VNI_MIN + 1)
 
 
+def vxlan_name_for(vni: int) -> str:
+    """The VXLAN device of an overlay network on each host: ``vx-<vni>`` (at most 11 characters).
+
+    Named by the VNI, which is unique per topology, so a device always says which segment it carries.
+    """
+    return f"vx-{vni}"
+
+
 def mac_for(address: IPv4Address) -> str:
     """Docker's MAC for an IPv4 endpoint: ``02:42:`` (locally administered, unicast) + the 4 address bytes."""
     return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
@@ -731,6 +739,8 @@ class _Parser:
         present = [n for n in networks.values() if n.state == "present"]
         for index, later in enumerate(present):
             for earlier in present[:index]:
+                if later.vni is not None and later.vni == earlier.vni:
+                    self.error(f"networks.{later.name}.vni {later.vni} is also the vni of networks.{earlier.name}")
                 if later.subnet.overlaps(earlier.subnet):
                     self.error(
                         f"networks.{later.name}.subnet {later.subnet} overlaps "

@@ -29,6 +29,17 @@ options:
       - The inventory hostname of this host, so containers with C(host) set to another host are left out.
     type: str
     required: true
+  peers:
+    description:
+      - The underlay address of every host that carries the topology, this one included, by inventory hostname
+        (the role builds it from the inventory variable C(wharf_underlay_address)).
+      - With it, overlay networks span hosts. On each host with a container on the network, a VXLAN device on the
+        network's bridge, with static FDB and neighbour entries for the other hosts and their containers, as
+        M(wharf.network.overlay_vxlan) makes them; entries of hosts or containers that left are removed, and so
+        is the device of a network the host no longer carries. The firewall table accepts VXLAN from the peers
+        only.
+      - Without it, overlay networks are local bridges.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -78,6 +89,11 @@ containers:
   returned: success
   type: list
   elements: dict
+remote_containers:
+  description: The containers of the other hosts on the overlay networks this host carries (overlay endpoints only).
+  returned: success
+  type: list
+  elements: dict
 publishes:
   description: Every published port of this host, with the host port a request without one got (stable across runs).
   returned: success
@@ -96,7 +112,11 @@ from ansible_collections.wharf.network.plugins.module_utils._errors import Valid
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"topology": {"type": "dict", "required": True}, "host": {"type": "str", "required": True}},
+        argument_spec={
+            "topology": {"type": "dict", "required": True},
+            "host": {"type": "str", "required": True},
+            "peers": {"type": "dict"},
+        },
         supports_check_mode=True,
     )
     result = ConvergeResult()
@@ -106,7 +126,15 @@ def main() -> None:
         def run_nft(argv: list[str], data: str | None = None) -> tuple:
             return module.run_command(argv, data=data)
 
-        converge(module.params["topology"], module.params["host"], module.check_mode, result, run_nft, nft)
+        converge(
+            module.params["topology"],
+            module.params["host"],
+            module.check_mode,
+            result,
+            run_nft,
+            nft,
+            peers=module.params["peers"],
+        )
     except ValidationError as exc:
         module.fail_json(
             msg="invalid topology, nothing was changed: " + "; ".join(exc.errors), errors=exc.errors, changed=False
@@ -118,6 +146,7 @@ def main() -> None:
         "changes": result.changes,
         "steps": result.steps,
         "containers": result.containers,
+        "remote_containers": result.remote_containers,
         "publishes": result.publishes,
     }
     if module._diff and result.changed:

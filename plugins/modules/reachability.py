@@ -20,6 +20,13 @@ options:
     description: Container summaries to build the full matrix from.
     type: list
     elements: dict
+  remote_containers:
+    description:
+      - Containers of other hosts (the C(remote_containers) that M(wharf.network.converge) returns), probed as
+        targets only, over the overlay networks they share with O(containers).
+    type: list
+    elements: dict
+    default: []
   publishes:
     description:
       - Published ports to list in the report, as the P(wharf.network.converge#module) module returns them
@@ -123,6 +130,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "containers": {"type": "list", "elements": "dict"},
+            "remote_containers": {"type": "list", "elements": "dict", "default": []},
             "probes": {
                 "type": "list",
                 "elements": "dict",
@@ -141,7 +149,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     containers = module.params["containers"] or []
-    wanted = expected_probes(containers) + [
+    wanted = expected_probes(containers, module.params["remote_containers"]) + [
         {**p, "label": p.get("label") or f"{p['source']} -> {p['destination']}"} for p in module.params["probes"]
     ]
     probes = [Probe(p["source"], p["destination"], p.get("expected"), p["label"]) for p in wanted]

@@ -36,6 +36,23 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  underlay:
+    description:
+      - Name of a lab sandbox holding an underlay L2 segment (a bridge) that this sandbox host joins, so several
+        sandbox hosts form a fleet that reaches each other as machines on one switch do. The lab is started when
+        its first member joins and stopped when its last member is removed.
+      - The sandbox gets the interface C(eth0) on that segment with O(underlay_address).
+      - Omitted, the sandbox has no network but its loopback.
+    type: str
+  underlay_address:
+    description:
+      - The sandbox's address on the underlay, in CIDR form (V(10.77.0.1/24)). Required with O(underlay).
+      - Use a private range; it exists only inside the lab and its members.
+    type: str
+  underlay_mtu:
+    description: MTU of the underlay link.
+    type: int
+    default: 1500
 extends_documentation_fragment:
   - action_common_attributes
 attributes:
@@ -68,6 +85,13 @@ EXAMPLES = r"""
     name: lab-node1
     hostname: node1.lab.example
 
+- name: Three machines on one underlay segment (lab sandbox fleet-ul)
+  wharf.network.sandbox_host:
+    name: "node{{ item }}"
+    underlay: fleet-ul
+    underlay_address: "10.77.0.{{ item }}/24"
+  loop: [1, 2, 3]
+
 - name: Remove it, with every container namespace inside it
   wharf.network.sandbox_host:
     name: lab-node1
@@ -92,7 +116,14 @@ pid:
   returned: always
   type: int
   sample: 41230
+underlay:
+  description: The sandbox's underlay interface (address, MTU); null without O(underlay) or when absent.
+  returned: always
+  type: dict
+  sample: {"interface": "eth0", "address": "10.77.0.1/24", "mtu": 1500, "lab": "fleet-ul"}
 """
+
+import ipaddress
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -101,9 +132,25 @@ from ansible_collections.wharf.network.plugins.module_utils._sandbox import (
     create,
     destroy,
     get,
+    join_underlay,
+    leave_underlay,
+    underlay_state,
     validate_hostname,
     validate_name,
 )
+
+
+def _check_cidr(value: str | None) -> None:
+    try:
+        ipaddress.ip_interface(value or "")
+    except ValueError:
+        raise ValueError(f"underlay_address {value!r} must be an address in CIDR form, e.g. 10.77.0.1/24") from None
+    if "/" not in value:
+        raise ValueError(f"underlay_address {value!r} must be an address in CIDR form, e.g. 10.77.0.1/24")
+
+
+def _underlay_result(params: dict, lab: str) -> dict:
+    return {"interface": "eth0", "address": params["underlay_address"], "mtu": params["underlay_mtu"], "lab": lab}
 
 
 def main() -> None:
@@ -112,7 +159,11 @@ def main() -> None:
             "name": {"type": "str", "required": True},
             "hostname": {"type": "str"},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "underlay": {"type": "str"},
+            "underlay_address": {"type": "str"},
+            "underlay_mtu": {"type": "int", "default": 1500},
         },
+        required_by={"underlay": "underlay_address"},
         supports_check_mode=True,
     )
     name = module.params["name"]
@@ -120,15 +171,31 @@ def main() -> None:
     try:
         validate_name(name)
         hostname = validate_hostname(module.params["hostname"] or name)
+        lab = module.params["underlay"]
+        if lab is not None:
+            validate_name(lab)
+            _check_cidr(module.params["underlay_address"])
         host = get(name)
         before = {"state": "present", "hostname": host.hostname} if host else {"state": "absent"}
         after = {"state": "present", "hostname": hostname} if present else {"state": "absent"}
+        underlay = None
+        if lab is not None:
+            state = underlay_state(name) if host else None
+            before["underlay"] = state
+            underlay = {"addresses": [module.params["underlay_address"]], "mtu": module.params["underlay_mtu"],
+                        "up": True}  # fmt: skip
+            after["underlay"] = underlay if present else None
         changed = before != after
         if changed and not module.check_mode:
             if present:
                 host, _created = create(name, hostname)
+                if lab is not None:
+                    join_underlay(name, lab, module.params["underlay_address"], module.params["underlay_mtu"])
             else:
                 destroy(name)
+        if not present and lab is not None and not module.check_mode:
+            # also after a crash left the lab behind: the last member to go stops it
+            changed = leave_underlay(name, lab) or changed
     except (ValueError, SandboxError) as exc:
         module.fail_json(msg=str(exc), name=name)
     module.exit_json(
@@ -136,6 +203,7 @@ def main() -> None:
         name=name,
         hostname=hostname if present else None,
         pid=host.pid if present and host else None,
+        underlay=_underlay_result(module.params, lab) if present and underlay else None,
         diff={"before": before, "after": after},
     )
 

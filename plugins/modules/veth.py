@@ -66,7 +66,7 @@ options:
       hairpin:
         description:
           - Hairpin mode of the first end as a port of O(veths[].master) (C(ip link set NAME type bridge_slave
-            hairpin on)): the bridge may send a frame back out of the port it came in on.
+            hairpin on)); the bridge may send a frame back out of the port it came in on.
           - Needed for a container to reach its own published port through the host's address when bridged
             traffic passes netfilter (C(br_netfilter)), as Docker and Kubernetes set it.
           - Omitted, the mode is not managed.

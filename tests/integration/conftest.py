@@ -7,6 +7,7 @@ namespaces): the machine's own namespace is never changed. Sandbox names carry t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -154,3 +155,46 @@ def make_sandbox() -> Any:
     finally:
         for host in made:
             host.destroy()
+
+
+class Fleet:
+    """Sandbox hosts on one underlay segment held by a lab sandbox, as `playbooks/sandbox.yml` builds a fleet.
+
+    Member i (from 1) has `eth0` with 10.77.0.i/24; all names carry the test prefix.
+    """
+
+    def __init__(self) -> None:
+        self.prefix = f"{TEST_PREFIX}{os.getpid():x}-{uuid.uuid4().hex[:4]}"
+        self.lab = f"{self.prefix}-ul"
+        self.members: list[Sandbox] = []
+
+    def add(self, index: int | None = None, mtu: int = 1500) -> Sandbox:
+        index = index if index is not None else len(self.members) + 1
+        host = Sandbox(f"{self.prefix}-n{index}")
+        self.members.append(host)
+        _sandbox.join_underlay(host.name, self.lab, f"{self.underlay(index)}/24", mtu)
+        return host
+
+    @staticmethod
+    def underlay(index: int) -> str:
+        return f"10.77.0.{index}"
+
+    def remove(self, host: Sandbox) -> None:
+        self.members.remove(host)
+        host.destroy()
+        _sandbox.leave_underlay(host.name, self.lab)
+
+    def destroy(self) -> None:
+        for host in list(self.members):
+            with contextlib.suppress(Exception):
+                host.destroy()
+        _sandbox.destroy(self.lab)
+
+
+@pytest.fixture
+def fleet() -> Any:
+    made = Fleet()
+    try:
+        yield made
+    finally:
+        made.destroy()

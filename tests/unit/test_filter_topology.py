@@ -60,6 +60,7 @@ def test_filters_are_registered():
     assert FilterModule().filters() == {
         "wharf_host_items": wharf_host_items,
         "wharf_topology_errors": wharf_topology_errors,
+        "wharf_underlay_peers": topology_filter.wharf_underlay_peers,
     }
 
 
@@ -103,7 +104,8 @@ def test_bridges_declared_everywhere_default_only_where_used():
         {"name": "br-back", "mtu": 1500, "forwarding": True},
         {"name": "wharf0", "mtu": 1500, "forwarding": True},  # solo uses the default network on node1
         {"name": "br-front", "mtu": 1500, "forwarding": True},
-        {"name": "br-over", "mtu": 1400, "forwarding": True},
+        # overlay: the distributed gateway's MAC, the same on every host
+        {"name": "br-over", "mtu": 1400, "forwarding": True, "mac": "02:42:0a:32:00:01"},
     ]
     assert [b["name"] for b in node2["bridges"]] == ["br-back", "br-front", "br-over"]
     assert node1["absent_bridges"] == node2["absent_bridges"] == []
@@ -185,6 +187,7 @@ def test_container_summaries():
         "namespace": "web1",
         "hostname": "web1",
         "network_mode": "bridge",
+        "host": "node1",
     }
     assert web1["endpoints"][0] == {
         "network": "front",
@@ -196,6 +199,7 @@ def test_container_summaries():
         "mac": "02:42:ac:1c:00:0a",
         "aliases": ["web"],
         "internal": False,
+        "driver": "bridge",
         "icc": True,
     }
     assert web1["endpoints"][1]["network"] == "back" and web1["endpoints"][1]["internal"] is True
@@ -204,6 +208,7 @@ def test_container_summaries():
         "namespace": "web1",
         "hostname": "web1",
         "network_mode": "container:web1",
+        "host": "node1",
         "endpoints": [],
     }
     assert by_name(summaries, name="hosted") == {
@@ -211,6 +216,7 @@ def test_container_summaries():
         "namespace": None,
         "hostname": None,
         "network_mode": "host",
+        "host": "node1",
         "endpoints": [],
     }
     assert by_name(summaries, name="loner")["endpoints"] == []

@@ -124,6 +124,7 @@ class Record:
     publishes: list[fw.Publish]
     render_digest: str
     listing_digest: str
+    vxlan_peers: list[str] | None = None
 
     def as_json(self) -> str:
         return json.dumps(
@@ -133,6 +134,7 @@ class Record:
                 "publishes": [p.record() for p in self.publishes],
                 "render_digest": self.render_digest,
                 "listing_digest": self.listing_digest,
+                "vxlan_peers": self.vxlan_peers,
             },
             indent=1,
             sort_keys=True,
@@ -150,6 +152,7 @@ def read_record(directory: str) -> Record | None:
             publishes=fw.publishes_from_record(data["publishes"]),
             render_digest=data["render_digest"],
             listing_digest=data["listing_digest"],
+            vxlan_peers=data.get("vxlan_peers"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -256,6 +259,7 @@ class FirewallResource:
         record_dir: str = RECORD_DIR,
         report_listed: bool = False,
         proc_sys: str = PROC_SYS,
+        vxlan_peers: list[str] | None = None,
     ):
         errors: list[str] = []
         self.listed_networks: list[fw.FirewallNetwork] | None = None
@@ -283,6 +287,8 @@ class FirewallResource:
         self.drift: str | None = None
         self.rendered: str | None = None
         self.remove_all = state == "absent" and networks is None and publishes is None
+        # the converge of a host on an overlay underlay: VXLAN is accepted from these addresses only
+        self.vxlan_peers = sorted(vxlan_peers) if vxlan_peers is not None else None
 
     # --- desired state -------------------------------------------------------------------------------
 
@@ -328,7 +334,7 @@ class FirewallResource:
             raise ValidationError(errors)
         self.networks = networks
         self.publishes = publishes
-        self.rendered = fw.render(networks, publishes)
+        self.rendered = fw.render(networks, publishes, self.vxlan_peers)
 
     def validate(self) -> None:
         """Every input error and conflict (clashes, host listeners, internal targets), raised as one
@@ -371,6 +377,12 @@ class FirewallResource:
         before_networks = record.networks if record else []
         before_publishes = record.publishes if record else []
         self._plan_items(plan, before_networks, before_publishes)
+        before_peers = record.vxlan_peers if record else None
+        if before_peers != self.vxlan_peers:
+            before = {"addresses": before_peers} if before_peers is not None else None
+            after = {"addresses": self.vxlan_peers} if self.vxlan_peers is not None else None
+            action = "create" if before is None else "delete" if after is None else "update"
+            plan.add("vxlan peers", "udp/4789", action, before, after, _nothing)
         commits: list[Change] = []
         if not user_table_present:
             plan.add("nftables table", USER_TABLE_LABEL, "create", None, {"chains": "forward (empty)"}, _nothing)
@@ -506,7 +518,7 @@ class FirewallResource:
             if live is None:
                 raise WharfError(f"nftables table '{TABLE_LABEL}': missing right after the transaction")
             listing_digest = fw.digest(fw.canonical_listing(live))
-            record = Record(self.networks, self.publishes, fw.digest(self.rendered), listing_digest)
+            record = Record(self.networks, self.publishes, fw.digest(self.rendered), listing_digest, self.vxlan_peers)
             os.makedirs(self.record_dir, mode=0o755, exist_ok=True)
             _write_atomically(os.path.join(self.record_dir, RENDER_NAME), self.rendered)
             _write_atomically(os.path.join(self.record_dir, RECORD_NAME), record.as_json())

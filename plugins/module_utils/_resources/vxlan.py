@@ -1,0 +1,377 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""VXLAN devices of overlay networks, with a data plane programmed statically from the inventory.
+
+Every host knows every peer (VTEP) and every remote container, so nothing is learnt and nothing is
+flooded to find it: the device has `nolearning` (a forged source cannot teach it where a MAC lives)
+and `proxy` (ARP requests for remote containers are answered on this host from the neighbour table,
+never sent across). What is programmed, per device:
+
+- one all-zeros FDB entry per remote peer: broadcast and unknown traffic is copied to each of them
+  (head-end replication, no multicast underlay needed);
+- one static FDB entry per remote container MAC, pointing at the VTEP of its host;
+- one permanent neighbour entry (IP -> MAC) per remote container, which `proxy` answers ARP from.
+
+Entries the list no longer names (a host or a container that left) are removed in the same run, so
+nothing stale lingers (moby#52661: stale ARP/FDB entries after a container moved).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.wharf.network.plugins.module_utils import _netlink as nl
+from ansible_collections.wharf.network.plugins.module_utils import _validate as check
+from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._resources.base import NamespacedSpec, Resource
+from ansible_collections.wharf.network.plugins.module_utils._resources.links import OWNER_MARK, Link, dump_links
+from ansible_collections.wharf.network.plugins.module_utils._rtnl import (
+    AF_BRIDGE,
+    NTF_SELF,
+    NUD_PERMANENT,
+    Rtnl,
+)
+
+KIND = "vxlan"
+VXLAN_PORT = 4789  # IANA
+VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8, what an IPv4 underlay costs
+VNI_MAX = 2**24 - 1
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+@dataclass(frozen=True)
+class RemoteEndpoint:
+    """A container on another host: its MAC and address on this network, and its host's VTEP."""
+
+    mac: str
+    address: str
+    peer: str
+
+
+@dataclass
+class VxlanSpec(NamespacedSpec):
+    """One desired VXLAN device with its whole forwarding table."""
+
+    name: str
+    namespace: str | None
+    vni: int
+    local: str
+    port: int = VXLAN_PORT
+    master: str | None = None
+    mtu: int | None = None
+    peers: list[str] = field(default_factory=list)
+    remotes: list[RemoteEndpoint] = field(default_factory=list)
+
+    def fdb(self) -> list[str]:
+        """Wanted FDB entries as `MAC dst VTEP`, sorted (how they are compared and shown)."""
+        entries = {f"{ZERO_MAC} dst {peer}" for peer in self.peers}
+        entries |= {f"{r.mac} dst {r.peer}" for r in self.remotes}
+        return sorted(entries)
+
+    def neighbours(self) -> list[str]:
+        """Wanted neighbour entries as `IP lladdr MAC`, sorted."""
+        return sorted({f"{r.address} lladdr {r.mac}" for r in self.remotes})
+
+
+def _ipv4(value: object) -> str | None:
+    try:
+        return str(ipaddress.IPv4Address(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> list[VxlanSpec]:
+    errors: list[str] = []
+    specs: list[VxlanSpec] = []
+    for index, item in enumerate(items):
+        path = f"vxlans[{index}]"
+        local = _ipv4(item.get("local"))
+        if local is None:
+            errors.append(f"{path}.local: {item.get('local')!r} is not an IPv4 address (the underlay address)")
+        vni = item.get("vni")
+        if isinstance(vni, bool) or not isinstance(vni, int) or not 1 <= vni <= VNI_MAX:
+            errors.append(f"{path}.vni: {vni!r} must be an integer between 1 and {VNI_MAX}")
+        port = item.get("port") or VXLAN_PORT
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            errors.append(f"{path}.port: {port!r} must be a UDP port between 1 and 65535")
+        peers: list[str] = []
+        for pindex, peer in enumerate(item.get("peers") or []):
+            address = _ipv4(peer)
+            if address is None:
+                errors.append(f"{path}.peers[{pindex}]: {peer!r} is not an IPv4 address")
+            elif address == local:
+                errors.append(f"{path}.peers[{pindex}]: {address} is this host's own local address")
+            elif address in peers:
+                errors.append(f"{path}.peers[{pindex}]: {address} is listed twice")
+            else:
+                peers.append(address)
+        remotes: list[RemoteEndpoint] = []
+        seen_macs: dict[str, str] = {}
+        seen_addresses: dict[str, str] = {}
+        for rindex, remote in enumerate(item.get("remotes") or []):
+            rpath = f"{path}.remotes[{rindex}]"
+            remote = remote if isinstance(remote, dict) else {}
+            mac = remote.get("mac")
+            address = _ipv4(remote.get("address"))
+            peer = _ipv4(remote.get("peer"))
+            problems = [check.mac_address(f"{rpath}.mac", mac) if mac is not None else f"{rpath}.mac is required"]
+            if address is None:
+                problems.append(f"{rpath}.address: {remote.get('address')!r} is not an IPv4 address")
+            if peer is None:
+                problems.append(f"{rpath}.peer: {remote.get('peer')!r} is not an IPv4 address")
+            elif peer not in peers:
+                problems.append(f"{rpath}.peer: {peer} is not one of {path}.peers")
+            problems = [p for p in problems if p]
+            if not problems:
+                mac = mac.lower()
+                if mac in seen_macs:
+                    problems.append(f"{rpath}.mac: {mac} is also the MAC of {seen_macs[mac]}")
+                if address in seen_addresses:
+                    problems.append(f"{rpath}.address: {address} is also at {seen_addresses[address]}")
+            if problems:
+                errors.extend(problems)
+                continue
+            seen_macs[mac] = seen_addresses[address] = rpath
+            remotes.append(RemoteEndpoint(mac, address, peer))
+        spec = VxlanSpec(
+            name=item.get("name") or "",
+            namespace=item.get("namespace") or default_namespace,
+            vni=vni if isinstance(vni, int) else 0,
+            local=local or "",
+            port=port if isinstance(port, int) else VXLAN_PORT,
+            master=item.get("master"),
+            mtu=item.get("mtu"),
+            peers=peers,
+            remotes=remotes,
+        )
+        problems = [
+            check.interface_name(f"{path}.name", spec.name),
+            check.namespace_name(f"{path}.namespace", spec.namespace),
+            check.mtu(f"{path}.mtu", spec.mtu),
+            check.interface_name(f"{path}.master", spec.master) if spec.master else None,
+        ]
+        errors.extend(p for p in problems if p)
+        specs.append(spec)
+    errors.extend(check.duplicates("vxlans", "name", [(s.namespace, s.name) for s in specs]))
+    errors.extend(check.duplicates("vxlans", "vni", [(s.namespace, str(s.vni)) for s in specs]))
+    if errors:
+        raise ValidationError(errors)
+    return specs
+
+
+@dataclass
+class Observed:
+    """What one namespace has: links, which link holds each IPv4 address, and the entries per device."""
+
+    links: dict[str, Link]
+    address_owner: dict[str, Link]
+    fdb: dict[int, list[str]]
+    neighbours: dict[int, list[str]]
+
+
+def _observe(rtnl: Rtnl) -> Observed:
+    links = dump_links(rtnl)
+    by_index = {link.index: link for link in links.values()}
+    address_owner = {
+        a.address: by_index[a.index] for a in rtnl.addrs() if a.family == socket.AF_INET and a.index in by_index
+    }
+    ours = {link.index for link in links.values() if link.kind == KIND and link.owned}
+    fdb: dict[int, list[str]] = {index: [] for index in ours}
+    neighbours: dict[int, list[str]] = {index: [] for index in ours}
+    if ours:
+        for entry in rtnl.neighbours(AF_BRIDGE):
+            # NTF_SELF entries with a destination are the device's own table (the bridge's learnt ones have none)
+            if entry.index in ours and entry.flags & NTF_SELF and entry.address:
+                fdb[entry.index].append(f"{entry.mac} dst {entry.address}")
+        for entry in rtnl.neighbours(socket.AF_INET):
+            if entry.index in ours and entry.state & NUD_PERMANENT and entry.address:
+                neighbours[entry.index].append(f"{entry.address} lladdr {entry.mac}")
+    return Observed(
+        links, address_owner, {k: sorted(v) for k, v in fdb.items()}, {k: sorted(v) for k, v in neighbours.items()}
+    )
+
+
+def _device_fields(link: Link, master: str | None, underlay: str | None) -> dict[str, Any]:
+    return {
+        "vni": link.info.get("vni"),
+        "local": link.info.get("local"),
+        "port": link.info.get("port"),
+        "underlay": underlay,
+        "learning": link.info.get("learning"),
+        "proxy": link.info.get("proxy"),
+        "master": master,
+        "mtu": link.mtu,
+        "up": link.up,
+    }
+
+
+def _wanted_fields(spec: VxlanSpec, underlay: str | None) -> dict[str, Any]:
+    wanted = {
+        "vni": spec.vni,
+        "local": spec.local,
+        "port": spec.port,
+        "underlay": underlay,
+        "learning": False,
+        "proxy": True,
+        "master": spec.master,
+        "mtu": spec.mtu,
+        "up": True,
+    }
+    return {k: v for k, v in wanted.items() if v is not None}
+
+
+# a device whose identity differs is made again: the kernel cannot change these on a live device
+_IMMUTABLE = ("vni", "local", "port", "underlay", "learning", "proxy")
+
+
+class VxlanResource(Resource):
+    """observe / plan / apply for VXLAN devices and their FDB and neighbour entries."""
+
+    parse = staticmethod(parse_items)
+
+    def plan(self) -> Plan:
+        plan = Plan()
+        errors: list[str] = []
+        observed: dict[str | None, Observed] = {}
+        namespaces = {s.namespace for s in self.specs}
+        if self.exclusive:
+            namespaces.add(None)
+        for namespace in sorted(namespaces, key=lambda n: n or ""):
+            if namespace is not None and not nl.netns_exists(namespace):
+                continue
+            observed[namespace] = _observe(self.sockets.get(namespace))
+        for index, spec in enumerate(self.specs):
+            have = observed.get(spec.namespace)
+            if have is None:
+                if self.state == "present":
+                    errors.append(f"vxlans[{index}]: namespace '{spec.namespace}' does not exist")
+                continue
+            link = have.links.get(spec.name)
+            if link is not None and (not link.owned or link.kind != KIND):
+                what = "is not a VXLAN device" if link.kind != KIND else "was not created by wharf.network"
+                errors.append(
+                    f"vxlans[{index}].name: interface '{spec.name}' in namespace {nl.ns_label(spec.namespace)}"
+                    f" exists but {what}; refusing to {'manage' if self.state == 'present' else 'remove'} it"
+                )
+                continue
+            if self.state == "absent":
+                if link is not None:
+                    plan.add(KIND, spec.label, "delete", self._observed(have, link), None,
+                             self._deleter(spec.namespace, link))  # fmt: skip
+                continue
+            underlay = have.address_owner.get(spec.local)
+            if underlay is None:
+                errors.append(
+                    f"vxlans[{index}].local: {spec.local} is not an address of any interface in namespace"
+                    f" {nl.ns_label(spec.namespace)} (the underlay address must be configured first)"
+                )
+                continue
+            if spec.mtu is not None and spec.mtu > underlay.mtu - VXLAN_OVERHEAD:
+                errors.append(
+                    f"vxlans[{index}].mtu: {spec.mtu} does not fit the underlay: {underlay.name} has mtu"
+                    f" {underlay.mtu}, and VXLAN adds {VXLAN_OVERHEAD} bytes,"
+                    f" so at most {underlay.mtu - VXLAN_OVERHEAD}"
+                )
+                continue
+            if spec.master is not None and spec.master not in have.links and not self.check_mode:
+                errors.append(f"vxlans[{index}].master: bridge '{spec.master}' does not exist")
+                continue
+            self._plan_present(plan, spec, have, link, underlay)
+        if self.exclusive and self.state == "present":
+            wanted = {(s.namespace, s.name) for s in self.specs}
+            for namespace, have in observed.items():
+                for link in have.links.values():
+                    if link.owned and link.kind == KIND and (namespace, link.name) not in wanted:
+                        label = f"{nl.ns_label(namespace)}/{link.name}"
+                        plan.add(KIND, label, "delete", self._observed(have, link), None,
+                                 self._deleter(namespace, link))  # fmt: skip
+        if errors:
+            raise ValidationError(errors)
+        return plan
+
+    @staticmethod
+    def _observed(have: Observed, link: Link) -> dict[str, Any]:
+        names = {other.index: other.name for other in have.links.values()}
+        fields = _device_fields(link, names.get(link.master or 0), names.get(link.info.get("link") or 0))
+        return {**fields, "fdb": have.fdb.get(link.index, []), "neighbours": have.neighbours.get(link.index, [])}
+
+    def _plan_present(self, plan: Plan, spec: VxlanSpec, have: Observed, link: Link | None, underlay: Link) -> None:
+        wanted = {**_wanted_fields(spec, underlay.name), "fdb": spec.fdb(), "neighbours": spec.neighbours()}
+        if link is None:
+            plan.add(KIND, spec.label, "create", None, wanted, lambda: self._create(spec, underlay))
+            return
+        current = self._observed(have, link)
+        differs = {k: v for k, v in wanted.items() if current.get(k) != v}
+        if not differs:
+            return
+        before = {k: current.get(k) for k in differs}
+        if any(k in differs for k in _IMMUTABLE):
+            # made again with its whole table; the old entries go with the old device
+            def recreate() -> None:
+                self.sockets.get(spec.namespace).del_link(link.index)
+                self._create(spec, underlay)
+
+            plan.add(KIND, spec.label, "update", before, differs, recreate)
+            return
+        plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec, link, current, differs))
+
+    def _create(self, spec: VxlanSpec, underlay: Link) -> None:
+        rtnl = self.sockets.get(spec.namespace)
+        data = Rtnl.vxlan_data(spec.vni, spec.local, underlay.index, spec.port, learning=False, proxy=True)
+        rtnl.new_link(KIND, False, Rtnl.link_attrs(name=spec.name, mtu=spec.mtu), data)
+        created = rtnl.link(name=spec.name)
+        master = rtnl.link(name=spec.master).index if spec.master else None
+        rtnl.set_link(created.index, attrs=Rtnl.link_attrs(alias=OWNER_MARK, master=master))
+        self._entries(rtnl, created.index, [], spec.fdb(), [], spec.neighbours())
+        rtnl.set_link(created.index, up=True)
+
+    def _update(self, spec: VxlanSpec, link: Link, current: dict[str, Any], differs: dict[str, Any]) -> None:
+        rtnl = self.sockets.get(spec.namespace)
+        master = rtnl.link(name=spec.master).index if "master" in differs and spec.master else None
+        if "mtu" in differs or master is not None:
+            rtnl.set_link(link.index, attrs=Rtnl.link_attrs(mtu=differs.get("mtu"), master=master))
+        self._entries(rtnl, link.index, current["fdb"], spec.fdb(), current["neighbours"], spec.neighbours())
+        if "up" in differs:
+            rtnl.set_link(link.index, up=True)
+
+    @staticmethod
+    def _entries(rtnl: Rtnl, index: int, fdb_have: list[str], fdb_want: list[str], neigh_have: list[str],
+                 neigh_want: list[str]) -> None:  # fmt: skip
+        """Remove what is no longer wanted first (a moved MAC must not keep its old VTEP), then add."""
+        for entry in sorted(set(neigh_have) - set(neigh_want)):
+            rtnl.del_neighbour(index, entry.split()[0])
+        for entry in sorted(set(fdb_have) - set(fdb_want)):
+            mac, _dst, remote = entry.split()
+            rtnl.del_fdb(index, mac, remote)
+        for entry in sorted(set(fdb_want) - set(fdb_have)):
+            mac, _dst, remote = entry.split()
+            rtnl.add_fdb(index, mac, remote)
+        for entry in sorted(set(neigh_want) - set(neigh_have)):
+            address, _lladdr, mac = entry.split()
+            rtnl.set_neighbour(index, address, mac)
+
+    def _deleter(self, namespace: str | None, link: Link):
+        def delete() -> None:
+            self.sockets.get(namespace).del_link(link.index)
+
+        return delete
+
+    def report(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": s.name,
+                "namespace": s.namespace,
+                "vni": s.vni,
+                "local": s.local,
+                "port": s.port,
+                "master": s.master,
+                "mtu": s.mtu,
+                "fdb": s.fdb(),
+                "neighbours": s.neighbours(),
+                "state": self.state,
+            }
+            for s in self.specs
+        ]
