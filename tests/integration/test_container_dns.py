@@ -368,3 +368,31 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def test_overlay_names_of_other_hosts_resolve(fleet):
+    """Two sandbox hosts on one underlay with an overlay network: each host's resolver answers for the containers of
+    the other host (one L2 segment, addresses known from the topology), and a bridge network stays per host."""
+    one, two = fleet.add(1), fleet.add(2)
+    peers = {one.name: fleet.underlay(1), two.name: fleet.underlay(2)}
+    topo = {
+        "networks": {"over": {"driver": "overlay", "subnet": "172.30.5.0/24"}, "local": {"subnet": "10.82.0.0/24"}},
+        "containers": {
+            "o1": {"host": one.name, "networks": {"over": {"ipv4_address": "172.30.5.11", "aliases": ["pair"]}}},
+            "o2": {"host": two.name, "networks": {"over": {"ipv4_address": "172.30.5.12", "aliases": ["pair"]}}},
+            "l2": {"host": two.name, "networks": {"local": {"ipv4_address": "10.82.0.12"}, "over": {}}},
+        },
+    }
+    for host in (one, two):
+        result = host.module("converge", {"topology": topo, "host": host.name, "peers": peers})
+        assert not result.failed, result.output
+        result = host.module("container_dns", {"topology": topo, "host": host.name, "resolv_conf": "/dev/null"})
+        assert not result.failed, result.output
+    assert one.sh("ip netns exec o1 getent hosts o2").stdout.split()[0] == "172.30.5.12"
+    assert two.sh("ip netns exec o2 getent hosts o1").stdout.split()[0] == "172.30.5.11"
+    pair = one.sh("ip netns exec o1 getent ahostsv4 pair").stdout.split()
+    assert {"172.30.5.11", "172.30.5.12"} <= set(pair)
+    # l2 is on the overlay too: reachable from o1 by name, on its overlay address, never its host-local one
+    assert one.sh("ip netns exec o1 getent hosts l2").stdout.split()[0].startswith("172.30.5.")
+    assert one.sh("ip netns exec o1 getent hosts l2.local", check=False).returncode != 0
+    assert one.sh("ip netns exec o1 ping -n -c1 -W2 o2", check=False).returncode == 0  # by name, across hosts
