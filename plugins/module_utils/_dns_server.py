@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import heapq
 import ipaddress
@@ -167,6 +168,7 @@ def _local_rrsets(view: View, text: str, rdtype: int, ttl: int) -> list[dns.rrse
     return None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _wire_name(text: str) -> bytes:
     """A name as the hot path sees it in a query: lowercased wire format without the final root label."""
     return dns.name.from_text(text.lower()).to_wire()[:-1]
@@ -300,6 +302,7 @@ class Server:
     def reload(self) -> None:
         """Load the state file; on failure keep the current tables and report the error."""
         self.reload_wanted = False
+        started = time.perf_counter()
         try:
             with open(self.state_path, "rb") as handle:
                 raw = handle.read()
@@ -312,7 +315,11 @@ class Server:
         self.last_error = None
         self.tables = tables
         self.listen_on(tables.listen)
-        self.say(f"loaded {tables.digest[:12]}: {len(tables.clients)} clients, {tables.answers_count} answers")
+        took = (time.perf_counter() - started) * 1000
+        self.say(
+            f"loaded {tables.digest[:12]} in {took:.0f} ms: "
+            f"{len(tables.clients)} clients, {tables.answers_count} answers"
+        )
         self.write_status()
 
     def write_status(self) -> None:
@@ -741,51 +748,51 @@ def _formerr(data: bytes) -> bytes:
 
 
 def supervise(args: argparse.Namespace) -> int:
-    """Run the server as a child and restart it when it dies; SIGHUP is passed on (reload), SIGTERM stops both.
-
-    The pidfile holds the supervisor's pid; it is written once the first child runs."""
+    """Run the server as a child and restart it when it dies; SIGHUP is passed on at once (reload), SIGTERM stops
+    both. The pidfile holds the supervisor's pid."""
     stop = threading.Event()
-    hup = threading.Event()
+    current: list[subprocess.Popen | None] = [None]
+
+    def pass_hup(signum: int, frame: Any) -> None:
+        child = current[0]
+        if child is not None and child.returncode is None:
+            os.kill(child.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
-    signal.signal(signal.SIGHUP, lambda *a: hup.set())
+    signal.signal(signal.SIGHUP, pass_hup)
     argv = [sys.executable, os.path.abspath(__file__), "serve", "--state", args.state, "--status", args.status]
     backoff = 0.5
-    child = None
     tmp = f"{args.pidfile}.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(f"{os.getpid()}\n")
     os.replace(tmp, args.pidfile)
     try:
         while not stop.is_set():
-            if child is None:
-                child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-                started = time.monotonic()
-            if hup.is_set():
-                hup.clear()
-                child.send_signal(signal.SIGHUP)
-            try:
-                rc = child.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                continue
-            print(f"wharf-dns supervisor: server exited with {rc}, restarting", file=sys.stderr, flush=True)
-            child = None
-            backoff = 0.5 if time.monotonic() - started > 10 else min(backoff * 2, 10.0)
-            stop.wait(backoff)
+            child = current[0] = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+            started = time.monotonic()
+            while not stop.is_set():
+                try:
+                    rc = child.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    continue
+                print(f"wharf-dns supervisor: server exited with {rc}, restarting", file=sys.stderr, flush=True)
+                backoff = 0.5 if time.monotonic() - started > 10 else min(backoff * 2, 10.0)
+                stop.wait(backoff)
+                break
     finally:
-        if child is not None:
+        child = current[0]
+        if child is not None and child.returncode is None:
             child.terminate()
             try:
                 child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 child.kill()
-        try:
+        with contextlib.suppress(OSError):
             with open(args.pidfile, encoding="utf-8") as handle:
                 ours = handle.read().strip() == str(os.getpid())
             if ours:
                 os.unlink(args.pidfile)
-        except OSError:
-            pass
     return 0
 
 
