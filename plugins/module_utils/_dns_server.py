@@ -593,10 +593,10 @@ class Server:
             server = job.upstreams[job.attempt]
             job.attempt += 1
             try:
-                family = socket.AF_INET6 if ":" in server else socket.AF_INET
+                family, address = _upstream(server)
                 up = socket.socket(family, socket.SOCK_DGRAM)
                 up.setblocking(False)
-                up.connect((server, PORT))
+                up.connect(address)
                 job.wire_id = random.getrandbits(16).to_bytes(2, "big")
                 up.send(job.wire_id + job.data[2:])
             except OSError as exc:
@@ -697,10 +697,10 @@ class Server:
             if remaining <= 0:
                 break
             try:
-                family = socket.AF_INET6 if ":" in server else socket.AF_INET
+                family, address = _upstream(server)
                 with socket.socket(family, socket.SOCK_STREAM) as up:
                     up.settimeout(min(FORWARD_ATTEMPT_TIMEOUT, remaining))
-                    up.connect((server, PORT))
+                    up.connect(address)
                     up.sendall(len(data).to_bytes(2, "big") + data)
                     size = _recv_exact(up, 2)
                     wire = _recv_exact(up, int.from_bytes(size, "big")) if size else None
@@ -709,6 +709,14 @@ class Server:
             except OSError:
                 continue
         return self.render(query, dns.rcode.SERVFAIL, [], 65535)
+
+
+def _upstream(server: str) -> tuple[int, tuple[str, int]]:
+    """An upstream server as the state names it: an address, or ``ADDRESS#PORT`` (dnsmasq's notation, for a
+    server on another port than 53); a scoped IPv6 address keeps its ``%zone``."""
+    host, _sep, port = server.partition("#")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return family, (host, int(port) if port else PORT)
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes | None:

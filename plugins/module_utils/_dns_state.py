@@ -15,7 +15,8 @@ on this host can reach on N: containers living on this host for a ``bridge`` net
 host), containers on *every* inventory host for an ``overlay`` network (one L2 segment over VXLAN, their
 addresses are known from the topology). Names are lowercased (DNS is case-insensitive):
 
-- the container's name, its hostname and its aliases on N, and ``NAME.N`` (as Docker) → its address on N;
+- the container's name, its hostname and its aliases on N, and each of them qualified by the network,
+  ``NAME.N`` (as Docker) → its address on N;
 - several containers with one alias give several addresses (the daemon rotates their order);
 - the reverse name of each such address → the container's name (PTR).
 
@@ -120,9 +121,10 @@ def _build_view(topology: Topology, host: str, networks: tuple[str, ...]) -> _Vi
         for container in _members(topology, host, network):
             endpoint = next(e for e in container.endpoints if e.network == network)
             address = str(endpoint.address)
-            names = {container.name, f"{container.name}.{network}", *endpoint.aliases}
+            names = {container.name, *endpoint.aliases}
             if container.hostname:
                 names.add(container.hostname)
+            names |= {f"{name.rstrip('.')}.{network}" for name in names}
             for name in names:
                 view.add(name, address)
             view.reverse.setdefault(reverse_name(address), container.name)
@@ -136,8 +138,11 @@ def _all_names(topology: Topology) -> set[str]:
         if container.hostname:
             names.add(container.hostname.lower())
         for endpoint in container.endpoints:
-            names.add(f"{container.name}.{endpoint.network}".lower())
-            names.update(alias.lower().rstrip(".") for alias in endpoint.aliases)
+            own = {container.name, *(alias.rstrip(".") for alias in endpoint.aliases)}
+            if container.hostname:
+                own.add(container.hostname)
+            names.update(n.lower() for n in own)
+            names.update(f"{n}.{endpoint.network}".lower() for n in own)
     return names
 
 

@@ -15,6 +15,7 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rrset
 import pytest
 
 from ansible_collections.wharf.network.plugins.module_utils import _dns_server
@@ -370,3 +371,81 @@ def test_missing_dnspython_is_a_clear_error(monkeypatch, tmp_path: Path):
         )
     assert caught.value.errors == [message]
     assert not (tmp_path / "netns").exists()  # nothing written
+
+
+class FakeUpstream:
+    """A UDP server on loopback that logs every question; answers A 203.0.113.7, or nothing when ``silent``."""
+
+    def __init__(self, silent: bool = False):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.address = f"127.0.0.1#{self.sock.getsockname()[1]}"
+        self.silent = silent
+        self.seen: list[str] = []
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while self.running:
+            try:
+                wire, addr = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(wire)
+            self.seen.append(query.question[0].name.to_text())
+            if not self.silent:
+                response = dns.message.make_response(query)
+                response.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "203.0.113.7"))
+                self.sock.sendto(response.to_wire(), addr)
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+def test_resolver_forwards_and_never_leaks_topology_names(tmp_path: Path):
+    upstream = FakeUpstream()
+    running = Running(tmp_path, _local_state(forward=True, upstreams=[upstream.address]))
+    try:
+        answer = running.ask("WWW.Example.COM")
+        assert _addresses(answer) == ["203.0.113.7"] and answer.question[0].name.to_text() == "WWW.Example.COM."
+        # over TCP the resolver forwards over TCP; this upstream has no TCP: SERVFAIL, not a hang
+        assert running.ask("tcp.example.com", tcp=True).rcode() == dns.rcode.SERVFAIL
+        for name in ("web", "hidden", "nosuchname", "10.0.6.10.in-addr.arpa", "svc.n"):
+            running.ask(name)
+            running.ask(name, rdtype="MX")
+        assert upstream.seen == ["WWW.Example.COM."]
+    finally:
+        running.close()
+        upstream.close()
+
+
+def test_resolver_servfail_on_silent_upstream_and_bounded_in_flight(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(_dns_server, "FORWARD_ATTEMPT_TIMEOUT", 0.4)
+    monkeypatch.setattr(_dns_server, "MAX_IN_FLIGHT", 2)
+    upstream = FakeUpstream(silent=True)
+    running = Running(tmp_path, _local_state(forward=True, upstreams=[upstream.address, upstream.address]))
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(3)
+            start = time.monotonic()
+            for index in range(5):
+                query = dns.message.make_query(f"q{index}.example.com", "A")
+                query.id = 100 + index
+                client.sendto(query.to_wire(), ("127.0.0.1", running.port))
+            arrivals = {}
+            while len(arrivals) < 5:
+                response = dns.message.from_wire(client.recv(4096))
+                assert response.rcode() == dns.rcode.SERVFAIL
+                arrivals[response.id] = time.monotonic() - start
+        # two wait for the upstream (two attempts of 0.4 s each), the three beyond the bound fail at once
+        assert sorted(arrivals.values())[2] < 0.3, arrivals
+        assert 0.7 < max(arrivals.values()) < 2.0, arrivals
+        assert len(upstream.seen) == 4  # each of the two in flight asked both upstream entries
+        assert running.server.in_flight == 0
+    finally:
+        running.close()
+        upstream.close()
