@@ -99,13 +99,17 @@ def digest(text: str) -> str:
 
 
 def render_unit(python: str, paths: Paths) -> str:
-    """The systemd unit: systemd supervises the server itself (no supervisor process), SIGHUP reloads."""
+    """The systemd unit: systemd supervises the server itself (no supervisor process), SIGHUP reloads. The module
+    starts it without enabling it: the topology's namespaces live under /run and the role rebuilds them after a
+    reboot, so the resolver starts with them, never alone at boot."""
     command = shlex.join([python, paths.program, "serve", "--state", paths.state, "--status", paths.status])
     return (
         "# written by wharf.network (container_dns)\n"
         "[Unit]\n"
         "Description=wharf.network embedded DNS resolver for containers\n"
         "After=network.target\n"
+        # the state lives under /run: after a reboot (no containers either) nothing starts until the role runs
+        f"ConditionPathExists={paths.state}\n"
         "\n"
         "[Service]\n"
         "Type=simple\n"
@@ -218,8 +222,9 @@ class ResolverControl:
 
     def start(self, want: str) -> None:
         if self.systemd:
+            # started, not enabled: the containers (namespaces under /run) do not outlive a reboot either
             self.systemctl("daemon-reload")
-            self.systemctl("enable", "--now", UNIT_NAME)
+            self.systemctl("start", UNIT_NAME)
             self.wait_loaded(want)
             return
         os.makedirs(self.paths.state_dir, mode=0o755, exist_ok=True)
@@ -241,7 +246,7 @@ class ResolverControl:
 
     def stop(self, pid: int | None) -> None:
         if self.systemd:
-            self.systemctl("disable", "--now", UNIT_NAME)
+            self.systemctl("stop", UNIT_NAME)
             return
         if pid is None:
             return
@@ -366,6 +371,8 @@ def dns_converge(
         ):
             if path and os.path.exists(path):
                 plan.add("file", path, "delete", {"exists": True}, None, lambda p=path: _unlink(p))
+        if systemd and os.path.exists(UNIT_PATH):
+            plan.add("systemd", "units", "reload", None, None, lambda: control.systemctl("daemon-reload"))
         if os.path.isdir(paths.state_dir):
             plan.add("directory", paths.state_dir, "delete", {"exists": True}, None, lambda: _rmdir(paths.state_dir))
         if not check_mode:

@@ -3,9 +3,11 @@ itself in-process on loopback (no root: a high port on 127.0.0.1, real UDP and T
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -204,6 +206,7 @@ def test_render_unit():
     assert "--status /run/wharf/dns/status.json\n" in unit
     assert "ExecReload=/bin/kill -HUP $MAINPID\n" in unit and "Restart=always\n" in unit
     assert "\n[Install]\nWantedBy=multi-user.target\n" in unit
+    assert "ConditionPathExists=/run/wharf/dns/state.json\n" in unit  # no restart loop after a reboot
 
 
 # --- the resolver in-process -------------------------------------------------------------------------------
@@ -449,3 +452,74 @@ def test_resolver_servfail_on_silent_upstream_and_bounded_in_flight(tmp_path: Pa
     finally:
         running.close()
         upstream.close()
+
+
+class FakeSystemd:
+    """systemctl for the module's systemd path, on a machine without systemd: `start` and `reload` make a process
+    that looks like the unit's server (its command line names the program) report the state file's digest."""
+
+    def __init__(self, paths: Paths):
+        self.paths = paths
+        self.calls: list[str] = []
+        self.process: subprocess.Popen | None = None
+
+    def report(self) -> None:
+        state = Path(self.paths.state).read_bytes()
+        status = {"pid": self.process.pid, "loaded": hashlib.sha256(state).hexdigest(), "error": None}
+        Path(self.paths.status).write_text(json.dumps(status))
+
+    def __call__(self, argv: list[str]) -> tuple[int, str, str]:
+        assert argv[0] == "systemctl", argv
+        self.calls.append(" ".join(argv[1:]))
+        if argv[1] == "show":
+            running = self.process is not None and self.process.poll() is None
+            return 0, f"{self.process.pid if running else 0}\n", ""
+        if argv[1] == "start":
+            code = "import time; time.sleep(60)"
+            self.process = subprocess.Popen([sys.executable, "-c", code, self.paths.program])
+            self.report()
+        elif argv[1] == "reload":
+            self.report()
+        elif argv[1] == "stop" and self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        return 0, "", ""
+
+
+def test_systemd_path_start_noop_reload_stop(tmp_path: Path, monkeypatch):
+    from ansible_collections.wharf.network.plugins.module_utils import _dns_daemon
+
+    paths = Paths(str(tmp_path / "dns"))
+    unit = tmp_path / "wharf-dns.service"
+    monkeypatch.setattr(_dns_daemon, "systemd_is_init", lambda: True)
+    monkeypatch.setattr(_dns_daemon, "UNIT_PATH", str(unit))
+    systemd = FakeSystemd(paths)
+
+    def converge(document: dict, check: bool = False) -> list[str]:
+        result = _dns_daemon.dns_converge(
+            document, "h1", check, resolv_conf="", paths=paths, netns_etc=str(tmp_path / "netns"), run=systemd
+        )
+        return result.plan.summary()
+
+    try:
+        first = converge(doc())
+        assert first[-1] == "create resolver 'wharf-dns'" and f"write file '{unit}'" in first
+        assert systemd.calls == [
+            "show --property=MainPID --value wharf-dns.service",
+            "daemon-reload",
+            "start wharf-dns.service",
+        ]
+        assert "ExecStart=" in unit.read_text()
+        assert converge(doc()) == [] and converge(doc(), check=True) == []
+        grown = doc()
+        grown["containers"]["new"] = {"host": "h1", "networks": {"front": {"ipv4_address": "10.9.0.77"}}}
+        changes = converge(grown)
+        assert changes[-1] == "reload resolver 'wharf-dns'" and systemd.calls[-1] == "reload wharf-dns.service"
+        gone = converge({**grown, "state": "absent"})
+        assert "delete resolver 'wharf-dns'" in gone and f"delete file '{unit}'" in gone
+        assert systemd.calls[-2:] == ["stop wharf-dns.service", "daemon-reload"]
+        assert not unit.exists() and not Path(paths.state_dir).exists()
+    finally:
+        if systemd.process is not None:
+            systemd.process.kill()
+            systemd.process.wait()
