@@ -311,3 +311,19 @@ def test_identity_changes_remake_the_device_and_absent_removes_it(fleet):
     gone = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])], "state": "absent"})
     assert gone.result["changes"] == ["delete vxlan '(host)/vx-4242'"]
     assert not one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])], "state": "absent"}).changed
+
+
+def test_a_device_whose_enslaving_fails_is_still_ours_and_repaired_by_the_next_run(fleet):
+    """The owner mark is set on its own right after the device is made: when the next request (the master) fails,
+    the half-made device is wharf's, and a corrected run completes it instead of refusing it as foreign."""
+    one = fleet.add(1)
+    build_host(one, 1)
+    failed = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2], master="lo")]})  # lo takes no ports
+    assert failed.failed, failed.output
+    assert one.links()["vx-4242"]["ifalias"] == "wharf.network"
+    repaired = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]})
+    assert not repaired.failed and repaired.changed, repaired.output
+    link = one.links()["vx-4242"]
+    assert link["master"] == "br0" and "UP" in link["flags"] and port_learning(one) is False
+    assert fdb(one) == ["00:00:00:00:00:00 dst 10.77.0.2", "02:42:0a:0a:00:0c dst 10.77.0.2"]
+    assert not one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}).changed
