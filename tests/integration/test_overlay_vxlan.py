@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
+from conftest import COLLECTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -313,17 +315,36 @@ def test_identity_changes_remake_the_device_and_absent_removes_it(fleet):
     assert not one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])], "state": "absent"}).changed
 
 
-def test_a_device_whose_enslaving_fails_is_still_ours_and_repaired_by_the_next_run(fleet):
-    """The owner mark is set on its own right after the device is made: when the next request (the master) fails,
-    the half-made device is wharf's, and a corrected run completes it instead of refusing it as foreign."""
+# run inside a sandbox host: plan with bridge br0 present, then lose it before the apply (renamed away, as a
+# concurrent change would), so creating the device fails half-way, after the device exists
+HALF_MADE = """
+import json, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets
+from ansible_collections.wharf.network.plugins.module_utils._resources.vxlan import VxlanResource
+with NamespaceSockets() as sockets:
+    plan = VxlanResource(sockets, [json.loads(sys.argv[2])], "present", False).plan()
+    subprocess.run(["ip", "link", "set", "br0", "name", "br9"], check=True)
+    try:
+        plan.apply()
+    except Exception as exc:
+        print(f"apply failed: {exc!r}")
+"""
+
+
+def test_a_device_whose_creation_fails_half_way_is_still_ours_and_completed_by_the_next_run(fleet):
+    """The owner mark is set on its own right after the device is made: when a later part of the creation fails,
+    the half-made device is wharf's, and the next run completes it instead of refusing it as foreign."""
     one = fleet.add(1)
     build_host(one, 1)
-    failed = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2], master="lo")]})  # lo takes no ports
-    assert failed.failed, failed.output
+    proc = one.sh(f"{sys.executable} -c '{HALF_MADE}' {COLLECTIONS} '{json.dumps(item(fleet, 1, [2]))}'")
+    assert "apply failed" in proc.stdout, proc.stdout + proc.stderr
     assert one.links()["vx-4242"]["ifalias"] == "wharf.network"
+    one.sh("ip link set br9 name br0")
     repaired = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]})
     assert not repaired.failed and repaired.changed, repaired.output
     link = one.links()["vx-4242"]
     assert link["master"] == "br0" and "UP" in link["flags"] and port_learning(one) is False
     assert fdb(one) == ["00:00:00:00:00:00 dst 10.77.0.2", "02:42:0a:0a:00:0c dst 10.77.0.2"]
+    assert bridge_fdb(one) == ["02:42:0a:0a:00:0c"]
     assert not one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}).changed
