@@ -74,12 +74,23 @@ class Fleet:
     def __init__(self, count: int) -> None:
         self.prefix = f"wb{os.getpid():x}-{uuid.uuid4().hex[:4]}"
         self.lab = f"{self.prefix}-ul"
+        self.names: list[str] = []  # every sandbox made so far (the lab included), what destroy() removes
         self.hosts: list[_sandbox.SandboxHost] = []
-        for index in range(1, count + 1):
-            self.add(index)
+        try:
+            for index in range(1, count + 1):
+                self.add(index)
+        except BaseException:
+            self.destroy()  # the caller's try/finally only starts once the fleet exists
+            raise
 
     def add(self, index: int) -> _sandbox.SandboxHost:
-        host, _created = _sandbox.create(f"{self.prefix}-n{index}")
+        """Make host `index` and join it to the underlay; recorded before the join, so a failing join leaks
+        nothing."""
+        name = f"{self.prefix}-n{index}"
+        self.names.append(name)
+        host, _created = _sandbox.create(name)
+        if self.lab not in self.names:
+            self.names.append(self.lab)  # join_underlay makes the lab on first use
         _sandbox.join_underlay(host.name, self.lab, f"10.77.0.{index}/24")
         self.hosts.append(host)
         return host
@@ -108,9 +119,15 @@ class Fleet:
         return path
 
     def destroy(self) -> None:
-        for host in self.hosts:
-            _sandbox.destroy(host.name)
-        _sandbox.destroy(self.lab)
+        """Remove every sandbox this fleet made, each tried even when another fails (the first error is raised)."""
+        failures: list[Exception] = []
+        for name in self.names:
+            try:
+                _sandbox.destroy(name)
+            except Exception as exc:  # the others must still go
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 def iperf(fleet: Fleet, server: str, client: str, address: str, seconds: float) -> float:

@@ -71,8 +71,11 @@ def host_steps(items: dict[str, Any], firewall: FirewallResource | None = None, 
 
     The firewall comes right after the bridges it names (route_localnet is a sysctl of the bridge) and
     before any container is connected, so no endpoint is ever up while the host forwards without the table.
-    With `overlay` (the host is on an underlay with peers) the VXLAN step always runs, exclusive over the
-    collection's own VXLAN devices: a device of a network this host no longer carries goes, with its entries.
+    The VXLAN step always runs, exclusive over the collection's own VXLAN devices (those with the wharf alias):
+    with `overlay` (the host is on an underlay with peers) it makes this host's devices and prunes the rest;
+    without, its list is empty and it removes every device wharf left here (a host that left the overlay, or a
+    `state: absent` run without peers), which matters because the same run drops the firewall's VXLAN filter.
+    On a host that never had one it costs one link dump and changes nothing.
     """
     prune = bool(items["prune"])
     own = [n["name"] for n in items["namespaces"] if "share_with" not in n]
@@ -94,8 +97,8 @@ def host_steps(items: dict[str, Any], firewall: FirewallResource | None = None, 
         )
     if items["interfaces"]:
         steps.append(("addresses", lambda s: IpAddrResource(s, items["interfaces"], "present", True, None)))
-    if overlay:
-        steps.append(("overlay", lambda s: VxlanResource(s, items["vxlans"], "present", True, None)))
+    vxlans = items["vxlans"] if overlay else []
+    steps.append(("overlay", lambda s: VxlanResource(s, vxlans, "present", True, None)))
     if items["absent_bridges"]:
         steps.append(("remove networks", lambda s: BridgeResource(s, items["absent_bridges"], "absent", False, None)))
     return steps
@@ -122,9 +125,14 @@ def converge(
     except TopologyError as exc:
         raise ValidationError(list(exc.errors)) from None
     peers = dict(peers or {})
+    if peers and host not in peers:
+        # a shared inventory gives every host the peers of the overlay hosts: one without an overlay
+        # container is simply not on the overlay (its leftover VXLAN devices are pruned below)
+        if _has_overlay_container(model, host):
+            message = f"peers: this host {host!r} has a container on an overlay network but is not among the peers"
+            raise ValidationError([f"{message} (set its wharf_underlay_address)"])
+        peers = {}
     overlay = host in peers
-    if peers and not overlay:
-        raise ValidationError([f"peers: this host {host!r} is not among them (set its wharf_underlay_address)"])
     errors = overlay_errors(model, peers) + _peer_errors(peers)
     if errors:
         raise ValidationError(errors)
@@ -133,7 +141,7 @@ def converge(
         users = sorted({i["namespace"] for i in items["sub_interfaces"]})
         raise ValidationError([f"networks of driver macvlan/ipvlan are not supported yet (used by {', '.join(users)})"])
     vxlan_peers = sorted(set(peers.values()) - {peers[host]}) if overlay else None
-    firewall = _firewall(items, run, nft_binary, record_dir, vxlan_peers)
+    firewall = _firewall(items, run, nft_binary, record_dir, vxlan_peers, peers.get(host))
     if firewall is not None:
         firewall.validate()  # publish clashes and ports host processes hold: refused before the first change
     result = result if result is not None else ConvergeResult()
@@ -141,6 +149,13 @@ def converge(
     result.remote_containers = items["remote_containers"]
     vanishing: set[str] = set()
     with NamespaceSockets() as sockets:
+        if overlay and items["vxlans"]:
+            # a wrong underlay address or an underlay too small for the networks' MTU: refused before any step
+            by_vni = {n.vni: n.name for n in model.networks.values() if n.vni is not None}
+            VxlanResource(sockets, items["vxlans"], "present", True, None).validate(
+                lambda spec: f"peers.{host} (the inventory variable wharf_underlay_address)",
+                lambda spec: f"networks.{by_vni.get(spec.vni, spec.name)}.mtu",
+            )
         for name, build in host_steps(items, firewall, overlay):
             resource = build(sockets)
             resource.check_mode = check_mode
@@ -161,7 +176,18 @@ def converge(
     return result
 
 
+def _has_overlay_container(model: Any, host: str) -> bool:
+    """Whether a present container of this host (or of every host: no `host`) is on an overlay network."""
+    for container in model.containers.values():
+        if container.state != "present" or container.host not in (None, host):
+            continue
+        if any(model.networks[e.network].driver == "overlay" for e in container.endpoints):
+            return True
+    return False
+
+
 def _peer_errors(peers: dict[str, str]) -> list[str]:
+    """Each peer's underlay address must be one IPv4 address, and no two hosts may share one."""
     errors = []
     seen: dict[str, str] = {}
     for name, address in sorted(peers.items()):
@@ -177,16 +203,29 @@ def _peer_errors(peers: dict[str, str]) -> list[str]:
 
 
 def _firewall(
-    items: dict[str, Any], run: Runner | None, nft_binary: str, record_dir: str, vxlan_peers: list[str] | None
+    items: dict[str, Any],
+    run: Runner | None,
+    nft_binary: str,
+    record_dir: str,
+    vxlan_peers: list[str] | None,
+    vxlan_local: str | None,
 ) -> FirewallResource | None:
     """The host's table for this topology; with no network left, its removal (only if wharf made one).
-    With `vxlan_peers`, VXLAN is accepted from those addresses only."""
+    With `vxlan_peers`, VXLAN to `vxlan_local` (this host's underlay address) is accepted from those only."""
     if run is None:
         return None
     networks = items["firewall_networks"] + _kept_networks(items, record_dir)
     if networks or items["publishes"]:
         return FirewallResource(
-            run, networks, items["publishes"], "present", True, nft_binary, record_dir, vxlan_peers=vxlan_peers
+            run,
+            networks,
+            items["publishes"],
+            "present",
+            True,
+            nft_binary,
+            record_dir,
+            vxlan_peers=vxlan_peers,
+            vxlan_local=vxlan_local,
         )
     if os.path.exists(os.path.join(record_dir, RECORD_NAME)):
         return FirewallResource(run, None, None, "absent", False, nft_binary, record_dir)

@@ -618,14 +618,22 @@ def _network_chains(network: FirewallNetwork) -> list[str]:
     return [*_chain(source, None, sends), "", *_chain(destination, None, receives)]
 
 
-def render(networks: list[FirewallNetwork], publishes: list[Publish], vxlan_peers: list[str] | None = None) -> str:
+def render(
+    networks: list[FirewallNetwork],
+    publishes: list[Publish],
+    vxlan_peers: list[str] | None = None,
+    vxlan_local: str | None = None,
+) -> str:
     """The whole ``table inet wharf`` for ``nft -f``. Canonical: the same networks and publishes, in any
     order, give the same text (networks by bridge name, elements sorted), so its digest says whether the
     desired state changed.
 
-    ``vxlan_peers`` (a host on an overlay underlay): set ``vxlan-peers`` and chain ``input`` (filter) that
-    drops VXLAN (UDP 4789) from any address that is not a peer, so nobody else can inject frames into an
-    overlay network (the device itself would decapsulate any packet with a known VNI). None: neither.
+    ``vxlan_peers`` with ``vxlan_local`` (a host on an overlay underlay, and its underlay address): set
+    ``vxlan-peers`` and chain ``input`` (filter) that drops VXLAN (UDP 4789) addressed to the underlay address
+    from any address that is not a peer, so nobody else can inject frames into an overlay network (the device
+    itself would decapsulate any packet with a known VNI). Only that address: VXLAN to the host's other
+    addresses (devices wharf does not own, bound elsewhere) is not wharf's to filter, and IPv6 is left alone
+    (wharf's devices are IPv4 only, they never receive it). None: neither.
     """
     networks = sorted(networks, key=lambda n: n.bridge)
     any_elements, addr_elements, loopback_elements = _publish_elements(publishes)
@@ -655,12 +663,9 @@ def render(networks: list[FirewallNetwork], publishes: list[Publish], vxlan_peer
             postrouting.append(f"ip saddr {network.subnet} oifname != @bridges masquerade")
     forward = ["iifname vmap @from-network", "oifname vmap @to-network"] if networks else []
     overlay: list[str] = []
-    if vxlan_peers is not None:
+    if vxlan_peers is not None and vxlan_local is not None:
         peers = [str(a) for a in sorted({IPv4Address(p) for p in vxlan_peers})]
-        vxlan_input = [
-            f"udp dport {VXLAN_PORT} ip saddr != @vxlan-peers drop",
-            f"meta nfproto ipv6 udp dport {VXLAN_PORT} drop",
-        ]
+        vxlan_input = [f"ip daddr {IPv4Address(vxlan_local)} udp dport {VXLAN_PORT} ip saddr != @vxlan-peers drop"]
         overlay = [
             "",
             *_map("vxlan-peers", "ipv4_addr", None, peers),

@@ -60,6 +60,7 @@ IFLA_INFO_DATA = 2
 IFLA_INFO_SLAVE_KIND = 4
 IFLA_INFO_SLAVE_DATA = 5
 IFLA_BRPORT_MODE = 4  # hairpin: the bridge may send a frame back out of the port it came in on
+IFLA_BRPORT_LEARNING = 8  # the bridge learns source MACs arriving on the port
 VETH_INFO_PEER = 1
 IFLA_BR_STP_STATE = 5
 IFLA_BR_VLAN_FILTERING = 7
@@ -89,9 +90,11 @@ RT_SCOPE_LINK = 253
 
 NDA_DST = 1
 NDA_LLADDR = 2
+NDA_MASTER = 9  # in an AF_BRIDGE dump: the entry is the bridge's (this is the bridge's index), not the port's own
 NUD_NOARP = 0x40
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02
+NTF_MASTER = 0x04
 AF_BRIDGE = 7
 
 IFF_UP = 0x1
@@ -195,7 +198,8 @@ class NeighMessage:
     """An RTM_NEWNEIGH message: an ARP entry (AF_INET) or a forwarding-database entry (AF_BRIDGE).
 
     `address` is the IP (NDA_DST): for a VXLAN FDB entry the remote VTEP, for an ARP entry the neighbour's
-    own address. `mac` is NDA_LLADDR.
+    own address. `mac` is NDA_LLADDR; `master` (NDA_MASTER) the bridge whose FDB holds the entry, None for a
+    device's own entry (NTF_SELF).
     """
 
     family: int
@@ -204,6 +208,7 @@ class NeighMessage:
     flags: int
     address: str | None
     mac: str | None
+    master: int | None = None
 
 
 @dataclass
@@ -247,8 +252,11 @@ def _parse_link(body: bytes) -> LinkMessage:
             info.update(_parse_vxlan(parse_attrs(data)))
         slave_data = nested.get(IFLA_INFO_SLAVE_DATA)
         if _cstr(nested.get(IFLA_INFO_SLAVE_KIND)) == "bridge" and slave_data is not None:
-            mode = parse_attrs(slave_data).get(IFLA_BRPORT_MODE)
+            port = parse_attrs(slave_data)
+            mode = port.get(IFLA_BRPORT_MODE)
             info["hairpin"] = bool(mode[0]) if mode else False
+            learning = port.get(IFLA_BRPORT_LEARNING)
+            info["port_learning"] = bool(learning[0]) if learning else None
     address = attrs.get(IFLA_ADDRESS)
     return LinkMessage(
         index=index,
@@ -288,7 +296,8 @@ def _parse_neigh(body: bytes) -> NeighMessage:
     address = None
     if dst is not None and len(dst) in (4, 16):
         address = socket.inet_ntop(socket.AF_INET if len(dst) == 4 else socket.AF_INET6, dst)
-    return NeighMessage(family, index, state, flags, address, mac_text(lladdr) if lladdr is not None else None)
+    mac = mac_text(lladdr) if lladdr is not None else None
+    return NeighMessage(family, index, state, flags, address, mac, _u32(attrs.get(NDA_MASTER)))
 
 
 def _ip_text(family: int, raw: bytes | None) -> str | None:
@@ -476,7 +485,14 @@ class Rtnl:
         """IFLA_INFO_SLAVE_DATA children of a bridge port with hairpin mode on or off."""
         return attr_u8(IFLA_BRPORT_MODE, 1 if on else 0)
 
+    @staticmethod
+    def bridge_port_learning(on: bool) -> bytes:
+        """IFLA_INFO_SLAVE_DATA children of a bridge port that learns source MACs, or (off) never does: what a
+        port whose senders are all known in advance (a VXLAN port) needs, so a forged source cannot move a MAC."""
+        return attr_u8(IFLA_BRPORT_LEARNING, 1 if on else 0)
+
     def del_link(self, index: int) -> None:
+        """Delete a link by index (a veth takes its peer with it)."""
         self.request(RTM_DELLINK, 0, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0))
 
     def nsid_of(self, netns_fd: int) -> int | None:
@@ -560,9 +576,11 @@ class Rtnl:
         return [n for n in found if not index or n.index == index]
 
     def _neigh(self, msg_type: int, flags: int, family: int, index: int, state: int, ntf: int,
-               address: str, mac: str | None) -> None:  # fmt: skip
-        ip_family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        payload = _NDMSG.pack(family, index, state, ntf, 0) + attr(NDA_DST, socket.inet_pton(ip_family, address))
+               address: str | None, mac: str | None) -> None:  # fmt: skip
+        payload = _NDMSG.pack(family, index, state, ntf, 0)
+        if address is not None:
+            ip_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            payload += attr(NDA_DST, socket.inet_pton(ip_family, address))
         if mac is not None:
             payload += attr(NDA_LLADDR, mac_bytes(mac))
         self.request(msg_type, flags, payload)
@@ -574,7 +592,18 @@ class Rtnl:
                     NTF_SELF, remote, mac)  # fmt: skip
 
     def del_fdb(self, index: int, mac: str, remote: str) -> None:
+        """Remove one static VXLAN FDB entry (the pair MAC, VTEP: the all-zeros MAC has one per VTEP)."""
         self._neigh(RTM_DELNEIGH, 0, AF_BRIDGE, index, 0, NTF_SELF, remote, mac)
+
+    def add_bridge_fdb(self, index: int, mac: str) -> None:
+        """A static entry in the bridge's own FDB (NTF_MASTER): frames to `mac` leave through the port `index`.
+        Static (NUD_NOARP), not permanent: a permanent bridge entry would mean a MAC local to the bridge itself.
+        Replaces an entry of that MAC on another port."""
+        self._neigh(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, AF_BRIDGE, index, NUD_NOARP, NTF_MASTER, None, mac)
+
+    def del_bridge_fdb(self, index: int, mac: str) -> None:
+        """Remove the bridge's FDB entry of `mac` on the port `index`."""
+        self._neigh(RTM_DELNEIGH, 0, AF_BRIDGE, index, 0, NTF_MASTER, None, mac)
 
     def set_neighbour(self, index: int, address: str, mac: str) -> None:
         """A permanent ARP (or ND) entry, replacing whatever the kernel had for that address."""
@@ -582,5 +611,6 @@ class Rtnl:
         self._neigh(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, family, index, NUD_PERMANENT, 0, address, mac)
 
     def del_neighbour(self, index: int, address: str) -> None:
+        """Remove the ARP (or ND) entry of `address` on the interface `index`."""
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self._neigh(RTM_DELNEIGH, 0, family, index, 0, 0, address, None)

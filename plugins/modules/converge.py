@@ -36,9 +36,14 @@ options:
       - With it, overlay networks span hosts. On each host with a container on the network, a VXLAN device on the
         network's bridge, with static FDB and neighbour entries for the other hosts and their containers, as
         M(wharf.network.overlay_vxlan) makes them; entries of hosts or containers that left are removed, and so
-        is the device of a network the host no longer carries. The firewall table accepts VXLAN from the peers
-        only.
-      - Without it, overlay networks are local bridges.
+        is the device of a network the host no longer carries. The firewall table accepts VXLAN (UDP 4789) to this
+        host's underlay address from the peers only; VXLAN to other addresses and IPv6 VXLAN are left alone.
+      - A wrong underlay address (on no interface of the host) or an overlay MTU the underlay cannot carry is
+        refused before anything changes.
+      - A host that is not among the peers (a shared inventory) is fine as long as it has no container on an
+        overlay network; it is then not on the overlay.
+      - Without it (or without this host in it), overlay networks are local bridges, and VXLAN devices
+        wharf.network left on the host (from an earlier run with peers) are removed.
     type: dict
 attributes:
   check_mode:

@@ -20,12 +20,18 @@ description:
     peer), one FDB entry per remote container MAC pointing at its host, one permanent neighbour entry per remote
     container (IP to MAC). Entries the list no longer names are removed, so hosts and containers that left leave
     nothing stale behind."
+  - "On the bridge (O(vxlans[].master)) the device's port does not learn: C(nolearning) covers only the device's
+    own table, and a remote container sending with the source MAC of a local one would otherwise move that MAC to
+    the tunnel and take its traffic. Instead the bridge gets one static entry per remote container MAC on the
+    port, so known unicast goes straight to the tunnel instead of being flooded to every port."
   - A device whose VNI, local address, port or underlay interface must change is made again (the kernel cannot
     change them on a live device).
   - The P(wharf.network.topology#role) role runs this as a step of M(wharf.network.converge), with the peers taken
     from the inventory variable C(wharf_underlay_address) of every host; there the firewall table also drops VXLAN
-    from every address that is not a peer. This module on its own filters nothing (the device decapsulates any
-    packet with its VNI and port).
+    (UDP 4789) addressed to this host's underlay address from every address that is not a peer. VXLAN to the
+    host's other addresses (devices wharf.network does not own) and over IPv6 (wharf's devices are IPv4 only) is
+    left alone. This module on its own filters nothing (the device decapsulates any packet with its VNI and
+    port).
 extends_documentation_fragment:
   - wharf.network.resource
 options:
@@ -56,7 +62,7 @@ options:
         type: str
         required: true
       port:
-        description: UDP destination port.
+        description: UDP destination port, 1 to 65535 (0 is refused, not read as the default).
         type: int
         default: 4789
       master:
@@ -128,7 +134,9 @@ changes:
     - "create vxlan '(host)/vx-4242'"
     - "update vxlan '(host)/vx-4242': fdb ['00:00:00:00:00:00 dst 10.77.0.2'] -> ['00:00:00:00:00:00 dst 10.77.0.3']"
 vxlans:
-  description: The devices as requested, with the FDB and neighbour entries they have after the run.
+  description:
+    - The devices as requested, with the FDB, neighbour and bridge entries a successful run leaves them (what was
+      asked for, not read back from the kernel; in check mode, what a real run would make).
   returned: success
   type: list
   elements: dict
@@ -142,6 +150,7 @@ vxlans:
       mtu: 1450
       fdb: ["00:00:00:00:00:00 dst 10.77.0.2", "02:42:ac:1c:00:0c dst 10.77.0.2"]
       neighbours: ["172.28.0.12 lladdr 02:42:ac:1c:00:0c"]
+      bridge_fdb: ["02:42:ac:1c:00:0c"]
       state: present
 """
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
+from conftest import COLLECTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +57,17 @@ def neighbours(host) -> list[str]:
     return sorted(f"{e['dst']} lladdr {e['lladdr']}" for e in entries)
 
 
+def bridge_fdb(host) -> list[str]:
+    """The bridge's static entries on the VXLAN port (not the device's own table)."""
+    entries = json.loads(host.sh("bridge -j fdb show br br0").stdout)
+    return sorted(e["mac"] for e in entries if e.get("ifname") == "vx-4242" and e.get("state") == "static")
+
+
+def port_learning(host) -> bool:
+    link = json.loads(host.sh("ip -d -j link show vx-4242").stdout)[0]
+    return link["linkinfo"]["info_slave_data"]["learning"]
+
+
 def ping(host, source: str, destination: str, size: int | None = None) -> tuple[bool, str]:
     df = f" -M do -s {size}" if size is not None else ""
     proc = host.sh(f"ip netns exec {source} ping -n -c1 -W1{df} {destination}", check=False)
@@ -88,6 +101,8 @@ def test_two_hosts_reach_each_other_over_a_static_overlay(fleet):
     assert link["master"] == "br0" and link["mtu"] == 1450 and link["ifalias"] == "wharf.network"
     assert fdb(one) == ["00:00:00:00:00:00 dst 10.77.0.2", "02:42:0a:0a:00:0c dst 10.77.0.2"]
     assert neighbours(one) == ["10.10.0.12 lladdr 02:42:0a:0a:00:0c"]
+    # the bridge does not learn on the VXLAN port and knows the remote MAC statically there
+    assert port_learning(one) is False and bridge_fdb(one) == ["02:42:0a:0a:00:0c"]
 
     assert not one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}).changed
     assert not two.module("overlay_vxlan", {"vxlans": [item(fleet, 2, [1])]}).changed
@@ -137,32 +152,115 @@ def test_hosts_and_containers_that_leave_are_removed_from_the_tables(fleet):
         build_host(host, index)
     everyone = [1, 2, 3]
     for index, host in enumerate((one, two, three), start=1):
-        assert host.module("overlay_vxlan", {"vxlans": [item(fleet, index, [o for o in everyone if o != index])]})
+        assert host.module(
+            "overlay_vxlan", {"vxlans": [item(fleet, index, [o for o in everyone if o != index])]}
+        ).changed
     assert ping(one, "c1", container_ip(3))[0]
-    assert len(fdb(one)) == 4 and len(neighbours(one)) == 2
+    assert len(fdb(one)) == 4 and len(neighbours(one)) == 2 and len(bridge_fdb(one)) == 2
 
-    # node3 leaves: its peer entry, its container's FDB and neighbour entries go in one run
-    left = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}, diff=True)
-    assert left.result["changes"] == [
+    # node3 leaves: its peer entry, its container's FDB, neighbour and bridge entries go in one run, as predicted
+    expected = [
         "update vxlan '(host)/vx-4242': fdb ['00:00:00:00:00:00 dst 10.77.0.2', '00:00:00:00:00:00 dst 10.77.0.3',"
         " '02:42:0a:0a:00:0c dst 10.77.0.2', '02:42:0a:0a:00:0d dst 10.77.0.3'] -> ['00:00:00:00:00:00 dst"
         " 10.77.0.2', '02:42:0a:0a:00:0c dst 10.77.0.2'], neighbours ['10.10.0.12 lladdr 02:42:0a:0a:00:0c',"
-        " '10.10.0.13 lladdr 02:42:0a:0a:00:0d'] -> ['10.10.0.12 lladdr 02:42:0a:0a:00:0c']"
+        " '10.10.0.13 lladdr 02:42:0a:0a:00:0d'] -> ['10.10.0.12 lladdr 02:42:0a:0a:00:0c'], bridge_fdb"
+        " ['02:42:0a:0a:00:0c', '02:42:0a:0a:00:0d'] -> ['02:42:0a:0a:00:0c']"
     ]
+    predicted = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}, check=True, diff=True)
+    assert predicted.result["changes"] == expected
+    assert len(fdb(one)) == 4  # check mode changed nothing
+    left = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}, diff=True)
+    assert left.result["changes"] == expected
     assert fdb(one) == ["00:00:00:00:00:00 dst 10.77.0.2", "02:42:0a:0a:00:0c dst 10.77.0.2"]
     assert neighbours(one) == ["10.10.0.12 lladdr 02:42:0a:0a:00:0c"]
+    assert bridge_fdb(one) == ["02:42:0a:0a:00:0c"]
     assert not ping(one, "c1", container_ip(3))[0]
     assert ping(one, "c1", container_ip(2))[0]
 
     # a container moves to another host with its address and MAC: the entry follows, no stale VTEP
+    two.sh("ip netns del c2")
+    three.sh(
+        "ip netns add c2 && ip link add vm2 mtu 1450 type veth peer name eth0 netns c2"
+        f" && ip link set vm2 master br0 up && ip -n c2 link set eth0 address {container_mac(2)} mtu 1450 up"
+        f" && ip -n c2 addr add {container_ip(2)}/24 dev eth0"
+    )
     moved = item(fleet, 1, [2, 3])
     moved["remotes"] = [{"mac": container_mac(2), "address": container_ip(2), "peer": fleet.underlay(3)}]
     assert one.module("overlay_vxlan", {"vxlans": [moved]}).changed
+    assert not one.module("overlay_vxlan", {"vxlans": [moved]}).changed
     assert fdb(one) == [
         "00:00:00:00:00:00 dst 10.77.0.2",
         "00:00:00:00:00:00 dst 10.77.0.3",
         "02:42:0a:0a:00:0c dst 10.77.0.3",
     ]
+    reached, output = ping(one, "c1", container_ip(2))  # answered by the container on its new host
+    assert reached, output
+    assert '"02:42:0a:0a:00:0c"' in three.sh("bridge -j fdb show br br0 brport vm2").stdout
+
+
+def test_drift_is_predicted_in_check_mode_and_repaired(fleet):
+    """A device set down, a neighbour entry deleted and port learning turned back on by hand: check mode names
+    exactly what the real run then repairs, and the run after that changes nothing."""
+    one, two = fleet.add(1), fleet.add(2)
+    build_host(one, 1)
+    build_host(two, 2)
+    assert one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}).changed
+    assert two.module("overlay_vxlan", {"vxlans": [item(fleet, 2, [1])]}).changed
+    one.sh(
+        "ip neigh del 10.10.0.12 dev vx-4242 && ip link set vx-4242 type bridge_slave learning on"
+        " && ip link set vx-4242 down"
+    )
+    assert not ping(one, "c1", container_ip(2))[0]
+    predicted = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}, check=True, diff=True)
+    assert predicted.result["changes"] == [
+        "update vxlan '(host)/vx-4242': port_learning True -> False, up False -> True, neighbours [] ->"
+        " ['10.10.0.12 lladdr 02:42:0a:0a:00:0c']"
+    ], predicted.output
+    assert "UP" not in one.links()["vx-4242"]["flags"]
+    repaired = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]})
+    assert repaired.result["changes"] == predicted.result["changes"]
+    assert not one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}).changed
+    assert neighbours(one) == ["10.10.0.12 lladdr 02:42:0a:0a:00:0c"] and port_learning(one) is False
+    reached, output = ping(one, "c1", container_ip(2))
+    assert reached, output
+
+
+def forge(host, namespace: str, source_mac: str) -> None:
+    """Send one broadcast frame with a forged source MAC (a raw socket: no ARP, nothing a container answers)."""
+    source = source_mac.replace(":", "")
+    frame = f"bytes.fromhex('ffffffffffff') + bytes.fromhex('{source}') + b'\\x88\\xb5' + bytes(46)"
+    host.sh(
+        f'ip netns exec {namespace} python3 -c "import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW);'
+        f" s.bind(('eth0', 0)); s.send({frame})\""
+    )
+
+
+def test_a_remote_container_forging_a_local_mac_cannot_take_local_traffic(fleet):
+    """The bridge port of the VXLAN device does not learn: a frame from a remote container with the source MAC of
+    a local one does not move that MAC to the tunnel, so local traffic to it keeps flowing."""
+    one, two = fleet.add(1), fleet.add(2)
+    build_host(one, 1)
+    build_host(two, 2)
+    # a second local container on node1, which knows c1's MAC already (no ARP that would re-teach the bridge)
+    one.sh(
+        "ip netns add l1 && ip link add vl1 mtu 1450 type veth peer name eth0 netns l1 && ip link set vl1 master br0 up"
+        " && ip -n l1 link set eth0 mtu 1450 up && ip -n l1 addr add 10.10.0.50/24 dev eth0"
+        f" && ip -n l1 neigh replace {container_ip(1)} lladdr {container_mac(1)} dev eth0 nud permanent"
+    )
+    assert one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}).changed
+    assert two.module("overlay_vxlan", {"vxlans": [item(fleet, 2, [1])]}).changed
+    reached, output = ping(one, "l1", container_ip(1))
+    assert reached, output
+
+    received = json.loads(one.sh("ip -j -s link show vx-4242").stdout)[0]["stats64"]["rx"]["packets"]
+    forge(two, "c2", container_mac(1))
+    # the frame did cross the tunnel (flooded to the peer), and the bridge still has c1 on its own port only
+    assert json.loads(one.sh("ip -j -s link show vx-4242").stdout)[0]["stats64"]["rx"]["packets"] > received
+    entries = json.loads(one.sh("bridge -j fdb show br br0").stdout)
+    ports = {e["ifname"] for e in entries if e["mac"] == container_mac(1)}
+    assert ports == {"vc1"}, ports
+    reached, output = ping(one, "l1", container_ip(1))
+    assert reached, output
 
 
 def test_bad_input_and_foreign_devices_are_refused_before_any_change(fleet):
@@ -192,6 +290,9 @@ def test_bad_input_and_foreign_devices_are_refused_before_any_change(fleet):
     assert one.links()["vx-4242"]["linkinfo"]["info_data"]["id"] == 7
     assert not one.module("overlay_vxlan", {"vxlans": [], "exclusive": True}).changed  # never pruned
 
+    zero = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2], mtu=1350, port=0)]})
+    assert zero.failed and "vxlans[0].port: 0 must be a UDP port between 1 and 65535" in zero.result["msg"]
+
 
 def test_identity_changes_remake_the_device_and_absent_removes_it(fleet):
     one = fleet.add(1)
@@ -212,3 +313,38 @@ def test_identity_changes_remake_the_device_and_absent_removes_it(fleet):
     gone = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])], "state": "absent"})
     assert gone.result["changes"] == ["delete vxlan '(host)/vx-4242'"]
     assert not one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])], "state": "absent"}).changed
+
+
+# run inside a sandbox host: plan with bridge br0 present, then lose it before the apply (renamed away, as a
+# concurrent change would), so creating the device fails half-way, after the device exists
+HALF_MADE = """
+import json, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets
+from ansible_collections.wharf.network.plugins.module_utils._resources.vxlan import VxlanResource
+with NamespaceSockets() as sockets:
+    plan = VxlanResource(sockets, [json.loads(sys.argv[2])], "present", False).plan()
+    subprocess.run(["ip", "link", "set", "br0", "name", "br9"], check=True)
+    try:
+        plan.apply()
+    except Exception as exc:
+        print(f"apply failed: {exc!r}")
+"""
+
+
+def test_a_device_whose_creation_fails_half_way_is_still_ours_and_completed_by_the_next_run(fleet):
+    """The owner mark is set on its own right after the device is made: when a later part of the creation fails,
+    the half-made device is wharf's, and the next run completes it instead of refusing it as foreign."""
+    one = fleet.add(1)
+    build_host(one, 1)
+    proc = one.sh(f"{sys.executable} -c '{HALF_MADE}' {COLLECTIONS} '{json.dumps(item(fleet, 1, [2]))}'")
+    assert "apply failed" in proc.stdout, proc.stdout + proc.stderr
+    assert one.links()["vx-4242"]["ifalias"] == "wharf.network"
+    one.sh("ip link set br9 name br0")
+    repaired = one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]})
+    assert not repaired.failed and repaired.changed, repaired.output
+    link = one.links()["vx-4242"]
+    assert link["master"] == "br0" and "UP" in link["flags"] and port_learning(one) is False
+    assert fdb(one) == ["00:00:00:00:00:00 dst 10.77.0.2", "02:42:0a:0a:00:0c dst 10.77.0.2"]
+    assert bridge_fdb(one) == ["02:42:0a:0a:00:0c"]
+    assert not one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}).changed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from ansible_collections.wharf.network.plugins.module_utils._host_items import host_items, overlay_errors
@@ -92,7 +94,7 @@ def test_a_host_that_left_the_peers_is_dropped_from_every_table():
 
 
 def test_absent_containers_and_networks_leave_the_tables():
-    topology = {**TOPOLOGY, "containers": {**TOPOLOGY["containers"], "web2": {**TOPOLOGY["containers"]["web2"]}}}
+    topology = copy.deepcopy(TOPOLOGY)  # web1 and web2 are changed below
     topology["containers"]["web2"]["state"] = "absent"
     remotes = items("node1", topology)["vxlans"][0]["remotes"]
     assert [r["address"] for r in remotes] == ["172.30.0.20"]
@@ -126,12 +128,16 @@ def test_the_firewall_drops_vxlan_from_non_peers_only_on_overlay_hosts():
     networks = fw.parse_networks([{"bridge": "br-front", "subnet": "172.30.0.0/24"}])
     plain = fw.render(networks, [])
     assert "vxlan-peers" not in plain and "hook input" not in plain
-    table = fw.render(networks, [], ["10.77.0.3", "10.77.0.2", "10.77.0.10"])
+    table = fw.render(networks, [], ["10.77.0.3", "10.77.0.2", "10.77.0.10"], "10.77.0.1")
     assert "\t\telements = {\n\t\t\t10.77.0.2,\n\t\t\t10.77.0.3,\n\t\t\t10.77.0.10\n\t\t}" in table
     assert "\t\ttype filter hook input priority filter; policy accept;\n" in table
-    assert "\t\tudp dport 4789 ip saddr != @vxlan-peers drop\n" in table
-    assert fw.render(networks, [], ["10.77.0.2", "10.77.0.3", "10.77.0.10"]) == table  # canonical
-    alone = fw.render(networks, [], [])
+    # only VXLAN to this host's underlay address is filtered; no IPv6 rule (wharf's devices are IPv4 only)
+    input_chain = table.split("chain input {")[1].split("}")[0]
+    assert [line.strip() for line in input_chain.splitlines() if line.strip() and "type filter" not in line] == [
+        "ip daddr 10.77.0.1 udp dport 4789 ip saddr != @vxlan-peers drop"
+    ]
+    assert fw.render(networks, [], ["10.77.0.2", "10.77.0.3", "10.77.0.10"], "10.77.0.1") == table  # canonical
+    alone = fw.render(networks, [], [], "10.77.0.1")
     assert "set vxlan-peers {\n\t\ttype ipv4_addr\n\t}" in alone  # no peer: every VXLAN packet is dropped
 
 
@@ -141,3 +147,43 @@ def test_underlay_port_names_are_stable_and_fit_an_interface_name():
     assert underlay_port_name("node1") == underlay_port_name("node1")
     assert underlay_port_name("node1") != underlay_port_name("node2")
     assert len(underlay_port_name("a" * 63)) <= 15
+
+
+def test_peer_errors_name_the_host_and_the_bad_or_shared_address():
+    from ansible_collections.wharf.network.plugins.module_utils._converge import _peer_errors
+
+    assert _peer_errors(PEERS) == []
+    assert _peer_errors({"node1": "10.77.0.1", "node2": "10.77.0.256", "node3": None}) == [
+        "peers.node2: underlay address '10.77.0.256' is not an IPv4 address",
+        "peers.node3: underlay address None is not an IPv4 address",
+    ]
+    assert _peer_errors({"node1": "10.77.0.1", "node2": "10.77.0.01", "node3": "10.77.0.1"}) == [
+        "peers.node2: underlay address '10.77.0.01' is not an IPv4 address",
+        "peers.node3: underlay address 10.77.0.1 is also the address of node1",
+    ]
+
+
+def test_peer_errors_are_raised_before_the_kernel_is_read():
+    from ansible_collections.wharf.network.plugins.module_utils._converge import converge
+    from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        converge(TOPOLOGY, "node1", True, peers={"node1": "10.77.0.1", "node2": "10.77.0.1"})
+    assert caught.value.errors == ["peers.node2: underlay address 10.77.0.1 is also the address of node1"]
+
+
+def test_only_a_host_with_an_overlay_container_must_be_among_the_peers():
+    """A shared inventory gives every host the overlay hosts' peers: a host with nothing on an overlay is simply
+    not on it; one with an overlay container but no underlay address is an error."""
+    from ansible_collections.wharf.network.plugins.module_utils._converge import _has_overlay_container, converge
+    from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+
+    model = parse_topology(TOPOLOGY)
+    assert _has_overlay_container(model, "node1")
+    assert not _has_overlay_container(model, "elsewhere")
+    with pytest.raises(ValidationError) as caught:
+        converge(TOPOLOGY, "node1", True, peers={"node2": "10.77.0.2", "node3": "10.77.0.3"})
+    assert caught.value.errors == [
+        "peers: this host 'node1' has a container on an overlay network but is not among the peers"
+        " (set its wharf_underlay_address)"
+    ]

@@ -125,6 +125,7 @@ class Record:
     render_digest: str
     listing_digest: str
     vxlan_peers: list[str] | None = None
+    vxlan_local: str | None = None
 
     def as_json(self) -> str:
         return json.dumps(
@@ -135,6 +136,7 @@ class Record:
                 "render_digest": self.render_digest,
                 "listing_digest": self.listing_digest,
                 "vxlan_peers": self.vxlan_peers,
+                "vxlan_local": self.vxlan_local,
             },
             indent=1,
             sort_keys=True,
@@ -153,6 +155,7 @@ def read_record(directory: str) -> Record | None:
             render_digest=data["render_digest"],
             listing_digest=data["listing_digest"],
             vxlan_peers=data.get("vxlan_peers"),
+            vxlan_local=data.get("vxlan_local"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -260,6 +263,7 @@ class FirewallResource:
         report_listed: bool = False,
         proc_sys: str = PROC_SYS,
         vxlan_peers: list[str] | None = None,
+        vxlan_local: str | None = None,
     ):
         errors: list[str] = []
         self.listed_networks: list[fw.FirewallNetwork] | None = None
@@ -287,8 +291,10 @@ class FirewallResource:
         self.drift: str | None = None
         self.rendered: str | None = None
         self.remove_all = state == "absent" and networks is None and publishes is None
-        # the converge of a host on an overlay underlay: VXLAN is accepted from these addresses only
-        self.vxlan_peers = sorted(vxlan_peers) if vxlan_peers is not None else None
+        # the converge of a host on an overlay underlay: VXLAN to its underlay address (vxlan_local) is
+        # accepted from these addresses only
+        self.vxlan_peers = sorted(vxlan_peers) if vxlan_peers is not None and vxlan_local is not None else None
+        self.vxlan_local = vxlan_local if self.vxlan_peers is not None else None
 
     # --- desired state -------------------------------------------------------------------------------
 
@@ -334,7 +340,7 @@ class FirewallResource:
             raise ValidationError(errors)
         self.networks = networks
         self.publishes = publishes
-        self.rendered = fw.render(networks, publishes, self.vxlan_peers)
+        self.rendered = fw.render(networks, publishes, self.vxlan_peers, self.vxlan_local)
 
     def validate(self) -> None:
         """Every input error and conflict (clashes, host listeners, internal targets), raised as one
@@ -378,9 +384,10 @@ class FirewallResource:
         before_publishes = record.publishes if record else []
         self._plan_items(plan, before_networks, before_publishes)
         before_peers = record.vxlan_peers if record else None
-        if before_peers != self.vxlan_peers:
-            before = {"addresses": before_peers} if before_peers is not None else None
-            after = {"addresses": self.vxlan_peers} if self.vxlan_peers is not None else None
+        before_local = record.vxlan_local if record else None
+        if (before_peers, before_local) != (self.vxlan_peers, self.vxlan_local):
+            before = {"to": before_local, "addresses": before_peers} if before_peers is not None else None
+            after = {"to": self.vxlan_local, "addresses": self.vxlan_peers} if self.vxlan_peers is not None else None
             action = "create" if before is None else "delete" if after is None else "update"
             plan.add("vxlan peers", "udp/4789", action, before, after, _nothing)
         commits: list[Change] = []
@@ -518,7 +525,14 @@ class FirewallResource:
             if live is None:
                 raise WharfError(f"nftables table '{TABLE_LABEL}': missing right after the transaction")
             listing_digest = fw.digest(fw.canonical_listing(live))
-            record = Record(self.networks, self.publishes, fw.digest(self.rendered), listing_digest, self.vxlan_peers)
+            record = Record(
+                self.networks,
+                self.publishes,
+                fw.digest(self.rendered),
+                listing_digest,
+                self.vxlan_peers,
+                self.vxlan_local,
+            )
             os.makedirs(self.record_dir, mode=0o755, exist_ok=True)
             _write_atomically(os.path.join(self.record_dir, RENDER_NAME), self.rendered)
             _write_atomically(os.path.join(self.record_dir, RECORD_NAME), record.as_json())

@@ -11,6 +11,11 @@ never sent across). What is programmed, per device:
 - one static FDB entry per remote container MAC, pointing at the VTEP of its host;
 - one permanent neighbour entry (IP -> MAC) per remote container, which `proxy` answers ARP from.
 
+And on the bridge the device is a port of (`master`): the port does not learn (`nolearning` covers the
+device's own table only; without this a remote container sending with a local container's MAC would move
+that MAC to the VXLAN port and hijack local traffic), and one static bridge FDB entry per remote container
+MAC points at the VXLAN port, so known unicast is forwarded there instead of flooded to every port.
+
 Entries the list no longer names (a host or a container that left) are removed in the same run, so
 nothing stale lingers (moby#52661: stale ARP/FDB entries after a container moved).
 """
@@ -31,6 +36,7 @@ from ansible_collections.wharf.network.plugins.module_utils._resources.links imp
 from ansible_collections.wharf.network.plugins.module_utils._rtnl import (
     AF_BRIDGE,
     NTF_SELF,
+    NUD_NOARP,
     NUD_PERMANENT,
     Rtnl,
 )
@@ -75,8 +81,13 @@ class VxlanSpec(NamespacedSpec):
         """Wanted neighbour entries as `IP lladdr MAC`, sorted."""
         return sorted({f"{r.address} lladdr {r.mac}" for r in self.remotes})
 
+    def bridge_fdb(self) -> list[str]:
+        """Wanted static entries of the bridge on the VXLAN port (remote MACs), sorted; none without a bridge."""
+        return sorted({r.mac for r in self.remotes}) if self.master else []
+
 
 def _ipv4(value: object) -> str | None:
+    """The address in canonical text, or None when `value` is not an IPv4 address."""
     try:
         return str(ipaddress.IPv4Address(value)) if isinstance(value, str) else None
     except ValueError:
@@ -84,6 +95,7 @@ def _ipv4(value: object) -> str | None:
 
 
 def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> list[VxlanSpec]:
+    """Check every item (all problems at once, as ValidationError) and turn them into specs."""
     errors: list[str] = []
     specs: list[VxlanSpec] = []
     for index, item in enumerate(items):
@@ -94,7 +106,8 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
         vni = item.get("vni")
         if isinstance(vni, bool) or not isinstance(vni, int) or not 1 <= vni <= VNI_MAX:
             errors.append(f"{path}.vni: {vni!r} must be an integer between 1 and {VNI_MAX}")
-        port = item.get("port") or VXLAN_PORT
+        port = item.get("port")
+        port = VXLAN_PORT if port is None else port  # 0 is refused, not read as "the default"
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             errors.append(f"{path}.port: {port!r} must be a UDP port between 1 and 65535")
         peers: list[str] = []
@@ -170,31 +183,48 @@ class Observed:
     address_owner: dict[str, Link]
     fdb: dict[int, list[str]]
     neighbours: dict[int, list[str]]
+    bridge_fdb: dict[int, list[str]] = field(default_factory=dict)
 
 
-def _observe(rtnl: Rtnl) -> Observed:
-    links = dump_links(rtnl)
+def address_owners(rtnl: Rtnl, links: dict[str, Link]) -> dict[str, Link]:
+    """Which link holds each IPv4 address of the namespace (the underlay a VXLAN device's `local` must be on)."""
     by_index = {link.index: link for link in links.values()}
-    address_owner = {
-        a.address: by_index[a.index] for a in rtnl.addrs() if a.family == socket.AF_INET and a.index in by_index
-    }
+    return {a.address: by_index[a.index] for a in rtnl.addrs() if a.family == socket.AF_INET and a.index in by_index}
+
+
+def _observe(rtnl: Rtnl, addresses: bool = True) -> Observed:
+    """One namespace's links and the entries of wharf's VXLAN devices. Only the link dump when there is nothing
+    to create and no device of ours (the converge of a host without an overlay: it must stay that cheap)."""
+    links = dump_links(rtnl)
     ours = {link.index for link in links.values() if link.kind == KIND and link.owned}
+    address_owner = address_owners(rtnl, links) if addresses else {}
     fdb: dict[int, list[str]] = {index: [] for index in ours}
     neighbours: dict[int, list[str]] = {index: [] for index in ours}
+    bridge_fdb: dict[int, list[str]] = {index: [] for index in ours}
     if ours:
         for entry in rtnl.neighbours(AF_BRIDGE):
-            # NTF_SELF entries with a destination are the device's own table (the bridge's learnt ones have none)
-            if entry.index in ours and entry.flags & NTF_SELF and entry.address:
+            if entry.index not in ours:
+                continue
+            if entry.master is None and entry.flags & NTF_SELF and entry.address:
+                # the device's own table: entries with a destination VTEP
                 fdb[entry.index].append(f"{entry.mac} dst {entry.address}")
+            elif entry.master is not None and entry.state == NUD_NOARP:
+                # the bridge's static entries on the port (its learnt ones are not NOARP, its local ones PERMANENT)
+                bridge_fdb[entry.index].append(entry.mac)
         for entry in rtnl.neighbours(socket.AF_INET):
             if entry.index in ours and entry.state & NUD_PERMANENT and entry.address:
                 neighbours[entry.index].append(f"{entry.address} lladdr {entry.mac}")
     return Observed(
-        links, address_owner, {k: sorted(v) for k, v in fdb.items()}, {k: sorted(v) for k, v in neighbours.items()}
+        links,
+        address_owner,
+        {k: sorted(v) for k, v in fdb.items()},
+        {k: sorted(v) for k, v in neighbours.items()},
+        {k: sorted(v) for k, v in bridge_fdb.items()},
     )
 
 
 def _device_fields(link: Link, master: str | None, underlay: str | None) -> dict[str, Any]:
+    """The observed device in the terms of `_wanted_fields` (compared key by key, shown in the diff)."""
     return {
         "vni": link.info.get("vni"),
         "local": link.info.get("local"),
@@ -203,12 +233,14 @@ def _device_fields(link: Link, master: str | None, underlay: str | None) -> dict
         "learning": link.info.get("learning"),
         "proxy": link.info.get("proxy"),
         "master": master,
+        "port_learning": link.info.get("port_learning") if master else None,
         "mtu": link.mtu,
         "up": link.up,
     }
 
 
 def _wanted_fields(spec: VxlanSpec, underlay: str | None) -> dict[str, Any]:
+    """The device a spec asks for; fields it leaves open (no `mtu`, no `master`) are not compared."""
     wanted = {
         "vni": spec.vni,
         "local": spec.local,
@@ -217,6 +249,7 @@ def _wanted_fields(spec: VxlanSpec, underlay: str | None) -> dict[str, Any]:
         "learning": False,
         "proxy": True,
         "master": spec.master,
+        "port_learning": False if spec.master else None,
         "mtu": spec.mtu,
         "up": True,
     }
@@ -227,10 +260,43 @@ def _wanted_fields(spec: VxlanSpec, underlay: str | None) -> dict[str, Any]:
 _IMMUTABLE = ("vni", "local", "port", "underlay", "learning", "proxy")
 
 
+def underlay_problems(spec: VxlanSpec, owners: dict[str, Link], local_field: str, mtu_field: str) -> list[str]:
+    """Why `spec` cannot be made on this namespace's underlay (its `local` address is on no interface, or its MTU
+    plus the VXLAN overhead exceeds the underlay's), worded with the caller's field names."""
+    underlay = owners.get(spec.local)
+    if underlay is None:
+        return [
+            f"{local_field}: {spec.local} is not an address of any interface in namespace"
+            f" {nl.ns_label(spec.namespace)} (the underlay address must be configured first)"
+        ]
+    if spec.mtu is not None and spec.mtu > underlay.mtu - VXLAN_OVERHEAD:
+        return [
+            f"{mtu_field}: {spec.mtu} does not fit the underlay: {underlay.name} has mtu {underlay.mtu},"
+            f" and VXLAN adds {VXLAN_OVERHEAD} bytes, so at most {underlay.mtu - VXLAN_OVERHEAD}"
+        ]
+    return []
+
+
 class VxlanResource(Resource):
     """observe / plan / apply for VXLAN devices and their FDB and neighbour entries."""
 
     parse = staticmethod(parse_items)
+
+    def validate(self, local_field: Any, mtu_field: Any) -> None:
+        """Refuse, before any step of a converge changes anything, devices the underlay cannot carry. Only
+        observes (links and addresses of each namespace involved); `local_field(spec)` and `mtu_field(spec)` name
+        the user's fields in the errors (the inventory's underlay address, the network's MTU)."""
+        if self.state != "present" or not self.specs:
+            return
+        errors: list[str] = []
+        owners: dict[str | None, dict[str, Link]] = {}
+        for spec in self.specs:
+            if spec.namespace not in owners:
+                rtnl = self.sockets.get(spec.namespace)
+                owners[spec.namespace] = address_owners(rtnl, dump_links(rtnl))
+            errors.extend(underlay_problems(spec, owners[spec.namespace], local_field(spec), mtu_field(spec)))
+        if errors:
+            raise ValidationError(errors)
 
     def plan(self) -> Plan:
         plan = Plan()
@@ -239,10 +305,11 @@ class VxlanResource(Resource):
         namespaces = {s.namespace for s in self.specs}
         if self.exclusive:
             namespaces.add(None)
+        wanted_in = {s.namespace for s in self.specs if self.state == "present"}
         for namespace in sorted(namespaces, key=lambda n: n or ""):
             if namespace is not None and not nl.netns_exists(namespace):
                 continue
-            observed[namespace] = _observe(self.sockets.get(namespace))
+            observed[namespace] = _observe(self.sockets.get(namespace), addresses=namespace in wanted_in)
         for index, spec in enumerate(self.specs):
             have = observed.get(spec.namespace)
             if have is None:
@@ -262,20 +329,11 @@ class VxlanResource(Resource):
                     plan.add(KIND, spec.label, "delete", self._observed(have, link), None,
                              self._deleter(spec.namespace, link))  # fmt: skip
                 continue
-            underlay = have.address_owner.get(spec.local)
-            if underlay is None:
-                errors.append(
-                    f"vxlans[{index}].local: {spec.local} is not an address of any interface in namespace"
-                    f" {nl.ns_label(spec.namespace)} (the underlay address must be configured first)"
-                )
+            problems = underlay_problems(spec, have.address_owner, f"vxlans[{index}].local", f"vxlans[{index}].mtu")
+            if problems:
+                errors.extend(problems)
                 continue
-            if spec.mtu is not None and spec.mtu > underlay.mtu - VXLAN_OVERHEAD:
-                errors.append(
-                    f"vxlans[{index}].mtu: {spec.mtu} does not fit the underlay: {underlay.name} has mtu"
-                    f" {underlay.mtu}, and VXLAN adds {VXLAN_OVERHEAD} bytes,"
-                    f" so at most {underlay.mtu - VXLAN_OVERHEAD}"
-                )
-                continue
+            underlay = have.address_owner[spec.local]
             if spec.master is not None and spec.master not in have.links and not self.check_mode:
                 errors.append(f"vxlans[{index}].master: bridge '{spec.master}' does not exist")
                 continue
@@ -296,10 +354,20 @@ class VxlanResource(Resource):
     def _observed(have: Observed, link: Link) -> dict[str, Any]:
         names = {other.index: other.name for other in have.links.values()}
         fields = _device_fields(link, names.get(link.master or 0), names.get(link.info.get("link") or 0))
-        return {**fields, "fdb": have.fdb.get(link.index, []), "neighbours": have.neighbours.get(link.index, [])}
+        return {
+            **fields,
+            "fdb": have.fdb.get(link.index, []),
+            "neighbours": have.neighbours.get(link.index, []),
+            "bridge_fdb": have.bridge_fdb.get(link.index, []),
+        }
 
     def _plan_present(self, plan: Plan, spec: VxlanSpec, have: Observed, link: Link | None, underlay: Link) -> None:
-        wanted = {**_wanted_fields(spec, underlay.name), "fdb": spec.fdb(), "neighbours": spec.neighbours()}
+        wanted = {
+            **_wanted_fields(spec, underlay.name),
+            "fdb": spec.fdb(),
+            "neighbours": spec.neighbours(),
+            "bridge_fdb": spec.bridge_fdb(),
+        }
         if link is None:
             plan.add(KIND, spec.label, "create", None, wanted, lambda: self._create(spec, underlay))
             return
@@ -319,23 +387,44 @@ class VxlanResource(Resource):
         plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec, link, current, differs))
 
     def _create(self, spec: VxlanSpec, underlay: Link) -> None:
+        """Make the device, mark it ours at once (on its own: a later failing request must not leave an unowned
+        device that every run then refuses), then enslave it, program its tables, and bring it up last."""
         rtnl = self.sockets.get(spec.namespace)
         data = Rtnl.vxlan_data(spec.vni, spec.local, underlay.index, spec.port, learning=False, proxy=True)
         rtnl.new_link(KIND, False, Rtnl.link_attrs(name=spec.name, mtu=spec.mtu), data)
         created = rtnl.link(name=spec.name)
-        master = rtnl.link(name=spec.master).index if spec.master else None
-        rtnl.set_link(created.index, attrs=Rtnl.link_attrs(alias=OWNER_MARK, master=master))
+        rtnl.set_link(created.index, attrs=Rtnl.link_attrs(alias=OWNER_MARK))
+        if spec.master:
+            rtnl.set_link(created.index, attrs=Rtnl.link_attrs(master=rtnl.link(name=spec.master).index))
+            rtnl.set_link(created.index, port_data=Rtnl.bridge_port_learning(False))
         self._entries(rtnl, created.index, [], spec.fdb(), [], spec.neighbours())
+        self._bridge_entries(rtnl, created.index, [], spec.bridge_fdb())
         rtnl.set_link(created.index, up=True)
 
     def _update(self, spec: VxlanSpec, link: Link, current: dict[str, Any], differs: dict[str, Any]) -> None:
+        """Change what differs in place: MTU, bridge, port learning, the entries, the state."""
         rtnl = self.sockets.get(spec.namespace)
         master = rtnl.link(name=spec.master).index if "master" in differs and spec.master else None
         if "mtu" in differs or master is not None:
             rtnl.set_link(link.index, attrs=Rtnl.link_attrs(mtu=differs.get("mtu"), master=master))
+        bridge_have = current["bridge_fdb"]
+        if master is not None:
+            bridge_have = []  # a new bridge has none of the old one's entries
+        if spec.master and ("port_learning" in differs or master is not None):
+            rtnl.set_link(link.index, port_data=Rtnl.bridge_port_learning(False))
         self._entries(rtnl, link.index, current["fdb"], spec.fdb(), current["neighbours"], spec.neighbours())
+        self._bridge_entries(rtnl, link.index, bridge_have, spec.bridge_fdb())
         if "up" in differs:
             rtnl.set_link(link.index, up=True)
+
+    @staticmethod
+    def _bridge_entries(rtnl: Rtnl, index: int, have: list[str], want: list[str]) -> None:
+        """The bridge's static entries on the VXLAN port: gone ones removed, new ones added (replacing a MAC
+        the bridge had on another port: the remote container is where the inventory says)."""
+        for mac in sorted(set(have) - set(want)):
+            rtnl.del_bridge_fdb(index, mac)
+        for mac in sorted(set(want) - set(have)):
+            rtnl.add_bridge_fdb(index, mac)
 
     @staticmethod
     def _entries(rtnl: Rtnl, index: int, fdb_have: list[str], fdb_want: list[str], neigh_have: list[str],
@@ -354,12 +443,15 @@ class VxlanResource(Resource):
             rtnl.set_neighbour(index, address, mac)
 
     def _deleter(self, namespace: str | None, link: Link):
+        """The apply step deleting `link` (its entries go with it)."""
+
         def delete() -> None:
             self.sockets.get(namespace).del_link(link.index)
 
         return delete
 
     def report(self) -> list[dict[str, Any]]:
+        """The devices as asked for, with the tables a successful run leaves them (what the module returns)."""
         return [
             {
                 "name": s.name,
@@ -371,6 +463,7 @@ class VxlanResource(Resource):
                 "mtu": s.mtu,
                 "fdb": s.fdb(),
                 "neighbours": s.neighbours(),
+                "bridge_fdb": s.bridge_fdb(),
                 "state": self.state,
             }
             for s in self.specs
