@@ -69,7 +69,9 @@ FORWARD_ATTEMPT_TIMEOUT = 1.5  # seconds per upstream server
 FORWARD_BUDGET = 3.5  # seconds for all attempts: below glibc's 5 s timeout, so the client gets SERVFAIL, not silence
 MAX_IN_FLIGHT = 512  # forwarded queries waiting for an upstream; beyond that SERVFAIL at once
 MAX_TCP_CLIENTS = 64
-TCP_IDLE_TIMEOUT = 5.0
+MAX_TCP_PER_SOURCE = 8  # one container cannot take every TCP slot
+TCP_REQUEST_TIMEOUT = 3.0  # for a whole request (length and message), and for the wait before the next one
+RETRY_LISTEN = 5.0  # seconds between attempts to bind an address that failed
 RECV_BUFFER = 4 << 20
 PRECOMPUTED_TYPES = ("A", "AAAA", "HTTPS")  # HTTPS: asked by recent curl and browsers next to A and AAAA
 MAX_ROTATIONS = 16
@@ -286,6 +288,8 @@ class Server:
         self.in_flight = 0
         self.seq = itertools.count()
         self.tcp_slots = threading.BoundedSemaphore(MAX_TCP_CLIENTS)
+        self.tcp_lock = threading.Lock()
+        self.tcp_by_source: dict[str, int] = {}
         self.reload_wanted = True
         self.running = True
         self.last_error: str | None = None
@@ -654,25 +658,50 @@ class Server:
     # --- TCP: a thread per connection (the slow transport, used after TC) ---
 
     def accept_tcp(self, listener: socket.socket) -> None:
+        """Accept a connection, refused before it costs a slot or a thread when the asker is not a client of ours,
+        already holds MAX_TCP_PER_SOURCE connections, or every slot is taken (slowloris: one container must not
+        deny TCP to the others)."""
         try:
             conn, addr = listener.accept()
         except (BlockingIOError, InterruptedError):
             return
-        if not self.tcp_slots.acquire(blocking=False):
-            conn.close()
-            return
-        threading.Thread(target=self.serve_tcp, args=(conn, addr), daemon=True).start()
+        source = addr[0]
+        client = self.client_for(source)
+        with self.tcp_lock:
+            if client is None or self.tcp_by_source.get(source, 0) >= MAX_TCP_PER_SOURCE:
+                conn.close()
+                return
+            if not self.tcp_slots.acquire(blocking=False):
+                conn.close()
+                return
+            self.tcp_by_source[source] = self.tcp_by_source.get(source, 0) + 1
+        try:
+            threading.Thread(target=self.serve_tcp, args=(conn, addr, client), daemon=True).start()
+        except RuntimeError:
+            self._tcp_done(conn, source)
 
-    def serve_tcp(self, conn: socket.socket, addr: Any) -> None:
+    def _tcp_done(self, conn: socket.socket, source: str) -> None:
+        conn.close()
+        with self.tcp_lock:
+            left = self.tcp_by_source.get(source, 1) - 1
+            if left:
+                self.tcp_by_source[source] = left
+            else:
+                self.tcp_by_source.pop(source, None)
+            self.tcp_slots.release()
+
+    def serve_tcp(self, conn: socket.socket, addr: Any, client: Client) -> None:
+        """Answer the queries of one connection. Each request (its 2-byte length and its message, and the wait for
+        it) must arrive within TCP_REQUEST_TIMEOUT as a whole: trickling a byte now and then does not keep a
+        slot."""
         try:
             conn.setblocking(True)
-            conn.settimeout(TCP_IDLE_TIMEOUT)
-            client = self.client_for(addr[0])
             while True:
-                size = _recv_exact(conn, 2)
+                deadline = time.monotonic() + TCP_REQUEST_TIMEOUT
+                size = _recv_exact(conn, 2, deadline)
                 if size is None:
                     return
-                data = _recv_exact(conn, int.from_bytes(size, "big"))
+                data = _recv_exact(conn, int.from_bytes(size, "big"), deadline)
                 if data is None:
                     return
                 wire, query = self.answer(data, client, 65535)
@@ -680,14 +709,14 @@ class Server:
                     wire = self.forward_blocking(query, data, client.upstreams)
                 if wire is None:
                     return
+                conn.settimeout(TCP_REQUEST_TIMEOUT)
                 conn.sendall(len(wire).to_bytes(2, "big") + wire)
         except OSError:
             return
         except Exception as exc:
             self.say(f"tcp client {addr[0]}: {type(exc).__name__}: {exc}")
         finally:
-            conn.close()
-            self.tcp_slots.release()
+            self._tcp_done(conn, addr[0])
 
     def forward_blocking(self, query: Any, data: bytes, upstreams: tuple[str, ...]) -> bytes:
         """Forward over TCP (the client came over TCP, usually after a truncated answer)."""
@@ -719,9 +748,16 @@ def _upstream(server: str) -> tuple[int, tuple[str, int]]:
     return family, (host, int(port) if port else PORT)
 
 
-def _recv_exact(conn: socket.socket, size: int) -> bytes | None:
+def _recv_exact(conn: socket.socket, size: int, deadline: float | None = None) -> bytes | None:
+    """``size`` bytes, or None when the peer closes first; with a deadline (monotonic) the bytes must all arrive
+    before it (socket.timeout otherwise), however they are spread."""
     chunks = []
     while size:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("request not complete in time")
+            conn.settimeout(remaining)
         chunk = conn.recv(size)
         if not chunk:
             return None

@@ -523,3 +523,89 @@ def test_systemd_path_start_noop_reload_stop(tmp_path: Path, monkeypatch):
         if systemd.process is not None:
             systemd.process.kill()
             systemd.process.wait()
+
+
+# --- TCP: no slowloris -----------------------------------------------------------------------------------------
+
+
+def _tcp_from(source: str, port: int) -> socket.socket:
+    conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    conn.bind((source, 0))
+    conn.settimeout(3)
+    conn.connect(("127.0.0.1", port))
+    return conn
+
+
+def _closed_by_server(conn: socket.socket, within: float) -> bool:
+    """True when the server closes (EOF or reset) within ``within`` seconds, without anything sent to it."""
+    conn.settimeout(within)
+    try:
+        return conn.recv(512) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_tcp_refuses_unknown_clients_and_limits_each_source(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(_dns_server, "MAX_TCP_PER_SOURCE", 3)
+    state = _local_state(forward=False, upstreams=[])
+    state["clients"]["127.0.0.3"] = state["clients"]["127.0.0.1"]
+    running = Running(tmp_path, state)
+    held: list[socket.socket] = []
+    try:
+        stranger = _tcp_from("127.0.0.2", running.port)
+        held.append(stranger)
+        assert _closed_by_server(stranger, 1.0)  # not a client: closed at once, no slot, no thread
+        held += [_tcp_from("127.0.0.1", running.port) for _turn in range(3)]
+        extra = _tcp_from("127.0.0.1", running.port)
+        held.append(extra)
+        assert _closed_by_server(extra, 1.0)  # a fourth connection of the same source
+        assert not _closed_by_server(held[1], 0.2)  # the first three stay open
+        query = dns.message.make_query("web", "A")
+        other = dns.query.tcp(query, "127.0.0.1", port=running.port, timeout=3, source="127.0.0.3")
+        assert _addresses(other) == ["10.5.0.10"]  # another client is still served over TCP
+        for conn in held[1:4]:
+            conn.close()
+        deadline = time.monotonic() + 3
+        while running.server.tcp_by_source and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert running.server.tcp_by_source == {}  # every slot given back
+        assert _addresses(running.ask("web", tcp=True)) == ["10.5.0.10"]
+    finally:
+        for conn in held:
+            conn.close()
+        running.close()
+
+
+def test_tcp_request_deadline_is_for_the_whole_request(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(_dns_server, "TCP_REQUEST_TIMEOUT", 1.0)
+    running = Running(tmp_path, _local_state(forward=False, upstreams=[]))
+    try:
+        wire = dns.message.make_query("web", "A").to_wire()
+        request = len(wire).to_bytes(2, "big") + wire
+        with _tcp_from("127.0.0.1", running.port) as conn:
+            closed_after = None
+            started = time.monotonic()
+            for byte in request:  # one byte every 0.3 s: each recv is quick, the request never completes in time
+                try:
+                    conn.send(bytes((byte,)))
+                except OSError:
+                    closed_after = time.monotonic() - started
+                    break
+                if _closed_by_server(conn, 0.3):
+                    closed_after = time.monotonic() - started
+                    break
+            assert closed_after is not None, "a trickling client kept its connection"
+        # a client that sends its request at once is answered, and can wait a little before the next one
+        with _tcp_from("127.0.0.1", running.port) as conn:
+            for _turn in range(2):
+                conn.sendall(request)
+                size = int.from_bytes(conn.recv(2), "big")
+                reply = b""
+                while len(reply) < size:
+                    reply += conn.recv(size - len(reply))
+                assert _addresses(dns.message.from_wire(reply)) == ["10.5.0.10"]
+                time.sleep(0.3)
+    finally:
+        running.close()
