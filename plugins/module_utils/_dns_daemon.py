@@ -150,6 +150,7 @@ class Resolver:
     argv: list[str]
     loaded: str | None
     error: str | None
+    listen: list[str] = field(default_factory=list)
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -179,7 +180,10 @@ def observe(paths: Paths, systemd: bool, run: Run) -> Resolver:
     if pid and paths.program not in argv:
         pid, argv = None, []
     status = _read_status(paths)
-    return Resolver(pid, argv, status.get("loaded"), status.get("error"))
+    listen = status.get("listen")
+    return Resolver(
+        pid, argv, status.get("loaded"), status.get("error"), sorted(listen) if isinstance(listen, list) else []
+    )
 
 
 def _read_status(paths: Paths) -> dict[str, Any]:
@@ -237,12 +241,13 @@ class ResolverControl:
         self.wait_loaded(want)
 
     def reload(self, pid: int, want: str) -> None:
+        since = time.time()
         if self.systemd:
             self.systemctl("reload", UNIT_NAME)
         else:
             os.kill(pid, signal.SIGHUP)
         self.pid = pid
-        self.wait_loaded(want)
+        self.wait_loaded(want, since)
 
     def stop(self, pid: int | None) -> None:
         if self.systemd:
@@ -260,11 +265,16 @@ class ResolverControl:
         if os.path.exists(f"/proc/{pid}") and _state_of(pid) not in ("Z", None):
             os.kill(pid, signal.SIGKILL)
 
-    def wait_loaded(self, want: str) -> None:
-        """Until the status file names ``want`` (the state's digest): the resolver answers from it."""
+    def wait_loaded(self, want: str, since: float = 0.0) -> None:
+        """Until the status file names ``want`` (the state's digest): the resolver answers from it. ``since``: a
+        status written before then (wall clock) is the one before the reload, not its outcome."""
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             status = _read_status(self.paths)
+            written = status.get("time")
+            if since and not (isinstance(written, (int, float)) and written >= since):
+                time.sleep(0.02)
+                continue
             if status.get("loaded") == want and _alive(status.get("pid")):
                 if status.get("error"):
                     raise WharfError(f"the resolver runs but reports: {status['error']}")
@@ -421,14 +431,19 @@ def dns_converge(
             control.start(want)
 
         plan.add("resolver", "wharf-dns", "restart", {"pid": running.pid}, {"why": why}, restart)
-    elif running.loaded != want:
+    elif running.loaded != want or running.error or running.listen != sorted(state["listen"]):
+        # also when it runs the right state but reports an error (an address it could not bind): the reload binds
+        # again, and the task fails if the error persists, rather than report nothing to do without DNS
         pid = running.pid
+        before = {"loaded": (running.loaded or "")[:16], "listen": running.listen}
+        if running.error:
+            before["error"] = running.error
         plan.add(
             "resolver",
             "wharf-dns",
             "reload",
-            {"loaded": (running.loaded or "")[:16]},
-            {"loaded": want[:16]},
+            before,
+            {"loaded": want[:16], "listen": sorted(state["listen"])},
             lambda: control.reload(pid, want),
         )
     if not check_mode:

@@ -293,6 +293,7 @@ class Server:
         self.reload_wanted = True
         self.running = True
         self.last_error: str | None = None
+        self.listen_retry: float | None = None  # when to bind the addresses that failed again (monotonic)
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
@@ -351,7 +352,9 @@ class Server:
                     self.selector.unregister(sock)
                     sock.close()
         errors = []
+        self.listen_retry = None
         for address in sorted(wanted - set(self.udp)):
+            udp = tcp = None
             try:
                 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -366,6 +369,9 @@ class Server:
                 tcp.listen(128)
                 tcp.setblocking(False)
             except OSError as exc:
+                for sock in (udp, tcp):
+                    if sock is not None:
+                        sock.close()
                 errors.append(f"cannot listen on {address}:{self.port}: {exc}")
                 continue
             self.udp[address], self.tcp[address] = udp, tcp
@@ -374,6 +380,18 @@ class Server:
         if errors:
             self.last_error = "; ".join(errors)
             self.say(self.last_error)
+            self.listen_retry = time.monotonic() + RETRY_LISTEN
+
+    def retry_listen(self) -> None:
+        """Try the addresses that failed to bind again (the port may have been freed since): the status file
+        says whether every address listens now."""
+        if self.tables is None:
+            return
+        self.last_error = None
+        self.listen_on(self.tables.listen)
+        if self.last_error is None:
+            self.say(f"listening on every address now: {', '.join(sorted(self.udp))}")
+        self.write_status()
 
     # --- main loop ---
 
@@ -386,9 +404,12 @@ class Server:
         while self.running:
             if self.reload_wanted:
                 self.reload()
-            timeout = None
-            if self.pending:
-                timeout = max(0.0, self.pending[0][0] - time.monotonic())
+            if self.listen_retry is not None and time.monotonic() >= self.listen_retry:
+                self.retry_listen()
+            timeouts = [self.pending[0][0]] if self.pending else []
+            if self.listen_retry is not None:
+                timeouts.append(self.listen_retry)
+            timeout = max(0.0, min(timeouts) - time.monotonic()) if timeouts else None
             for key, _mask in self.selector.select(timeout):
                 kind, sock = key.data
                 try:

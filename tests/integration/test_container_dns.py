@@ -345,6 +345,46 @@ def test_malformed_packets_reload_under_load_and_supervision(lab):
     assert lab.resolver_pid() != pid
 
 
+def test_a_port_taken_by_another_program_fails_until_the_resolver_listens(lab):
+    """The resolver cannot bind a new gateway's port 53 (another program holds it): every run fails (not
+    changed=false without DNS), and once the port is free the resolver listens there (it retries on its own)."""
+    third_gw = "10.81.2.1"
+    topo = topology({"e": {"networks": {"third": {"ipv4_address": "10.81.2.10"}}}})
+    topo["networks"]["third"] = {"subnet": "10.81.2.0/24"}
+    lab.module("converge", {"topology": topo, "host": lab.sandbox.name})
+    holder = lab.tmp / "holder.pid"
+    code = (
+        "import os,socket,sys,time; s=socket.socket(); s.bind((sys.argv[1], 53)); s.listen(1); "
+        "open(sys.argv[2], 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+    lab.sandbox.sh(f"{sys.executable} -c {shlex.quote(code)} {third_gw} {holder} >/dev/null 2>&1 &")
+    deadline = time.monotonic() + 10
+    while not (holder.exists() and holder.read_text()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        for _attempt in range(2):
+            failed = lab.sandbox.module(
+                "container_dns", {"topology": topo, "host": lab.sandbox.name, "resolv_conf": str(lab.resolv)}
+            )
+            assert failed.failed, failed.output
+            assert f"cannot listen on {third_gw}:53" in failed.output
+    finally:
+        lab.sandbox.sh(f"kill {holder.read_text()}")
+    deadline = time.monotonic() + 15
+    while True:  # the resolver binds the freed port by itself
+        status = json.loads(lab.sandbox.sh("cat /run/wharf/dns/status.json").stdout)
+        if status["error"] is None and third_gw in status["listen"]:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    answers = lab.ask("e", {"udp": q(third_gw, "e"), "tcp": q(third_gw, "e", tcp=True)})
+    assert answers["udp"]["answers"] == answers["tcp"]["answers"] == ["10.81.2.10"]
+    assert not lab.dns(topo).changed
+    lab.dns(dict(topo, state="absent"))  # e's files go too; the next tests start from the usual topology
+    lab.dns(topology())
+
+
 def test_teardown_removes_files_and_stops_resolver(lab):
     gone = dict(topology(), state="absent")
     lab.dns(gone)

@@ -465,7 +465,9 @@ class FakeSystemd:
 
     def report(self) -> None:
         state = Path(self.paths.state).read_bytes()
-        status = {"pid": self.process.pid, "loaded": hashlib.sha256(state).hexdigest(), "error": None}
+        listen = sorted(json.loads(state)["listen"])
+        digest = hashlib.sha256(state).hexdigest()
+        status = {"pid": self.process.pid, "loaded": digest, "error": None, "listen": listen, "time": time.time()}
         Path(self.paths.status).write_text(json.dumps(status))
 
     def __call__(self, argv: list[str]) -> tuple[int, str, str]:
