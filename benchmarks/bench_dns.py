@@ -11,10 +11,10 @@ server's configuration + SIGHUP; for ours also through the ``container_dns`` mod
 
     sudo .venv/bin/python benchmarks/bench_dns.py [--seconds 5] [--containers 50]
 
-Names: ``local`` web1 (one address), ``alias`` svc (three containers), ``nxdomain`` nosuchname (single label: ours
-and dnsmasq --domain-needed answer it themselves, aardvark-dns forwards it), ``forward`` www.ext.example (through
-the upstream; dnsmasq caches it, the others do not). ``--containers`` adds that many more containers so the tables
-are not toy-sized.
+Names: ``local`` web1 (one address), ``alias`` svc (three containers), ``nxdomain`` nosuchname (single label:
+dnsmasq --domain-needed answers it itself, ours and aardvark-dns forward it, as Docker does), ``forward``
+www.ext.example (through the upstream; dnsmasq caches it, the others do not). ``--containers`` adds that many
+more containers so the tables are not toy-sized.
 """
 
 from __future__ import annotations

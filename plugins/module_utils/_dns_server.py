@@ -504,19 +504,14 @@ class Server:
     def miss(
         self, sock: socket.socket, data: bytes, addr: Any, client: Client, wire_name: bytes, end: int, qend: int, n: int
     ) -> bool:
-        """A well-formed question the tables do not hold: answer NXDOMAIN for an unknown single label, forward an
-        ordinary name, both without parsing the message. False: leave it to the slow path."""
+        """A well-formed question the tables do not hold: forward an ordinary name without parsing the message.
+        False: leave it to the slow path (names of the view, topology names, reverse names, other classes)."""
         if data[11] == 0 and n == qend:
             edns = False
         elif _edns_ok(data, qend, n):
             edns = True
         else:
             return False
-        if data[12] == end - 13:  # one label
-            if wire_name in client.view.known_wire:
-                return False  # NODATA for a type the tables do not hold
-            sock.sendto(_raw_reply(data, qend, edns, dns.rcode.NXDOMAIN), addr)
-            return True
         tables = self.tables
         if (
             not client.upstreams
@@ -564,9 +559,11 @@ class Server:
         return None, query
 
     def is_hidden(self, text: str) -> bool:
-        """Names that must never reach an upstream server: the topology's, single labels, its reverse names."""
+        """Names that must never reach an upstream server: the topology's and its reverse names. Other single
+        labels (``com``, a search-less short name) are forwarded as Docker does: a validating resolver in a
+        container asks ``com DS``."""
         tables = self.tables
-        if text in tables.hidden or "." not in text:
+        if text in tables.hidden:
             return True
         if text.endswith(".in-addr.arpa"):
             try:

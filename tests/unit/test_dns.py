@@ -294,7 +294,7 @@ def test_resolver_answers_locally(resolver):
     assert resolver.ask("web", rdtype="TXT").answer == [] and resolver.ask("web", rdtype="TXT").rcode() == 0
     assert resolver.ask("hidden").rcode() == dns.rcode.NXDOMAIN
     assert resolver.ask("hidden", rdtype="MX").rcode() == dns.rcode.NXDOMAIN
-    assert resolver.ask("nosuchname").rcode() == dns.rcode.NXDOMAIN
+    assert resolver.ask("nosuchname").rcode() == dns.rcode.REFUSED  # not a topology name: never answered locally
     assert resolver.ask("10.0.6.10.in-addr.arpa", rdtype="PTR").rcode() == dns.rcode.NXDOMAIN
     ptr = resolver.ask("10.0.5.10.in-addr.arpa", rdtype="PTR")
     assert [item.target.to_text() for rrset in ptr.answer for item in rrset] == ["web."]
@@ -417,10 +417,15 @@ def test_resolver_forwards_and_never_leaks_topology_names(tmp_path: Path):
         assert _addresses(answer) == ["203.0.113.7"] and answer.question[0].name.to_text() == "WWW.Example.COM."
         # over TCP the resolver forwards over TCP; this upstream has no TCP: SERVFAIL, not a hang
         assert running.ask("tcp.example.com", tcp=True).rcode() == dns.rcode.SERVFAIL
-        for name in ("web", "hidden", "nosuchname", "10.0.6.10.in-addr.arpa", "svc.n"):
+        for name in ("web", "hidden", "10.0.6.10.in-addr.arpa", "svc.n"):
             running.ask(name)
             running.ask(name, rdtype="MX")
         assert upstream.seen == ["WWW.Example.COM."]
+        # single labels that are no topology name go upstream like any other name (a validating resolver asks
+        # `com DS`), over the fast and the slow path
+        for name, rdtype in (("com", "NS"), ("com", "DS"), ("nosuchname", "A"), ("Org", "A")):
+            assert running.ask(name, rdtype=rdtype).rcode() == dns.rcode.NOERROR, (name, rdtype)
+        assert upstream.seen[1:] == ["com.", "com.", "nosuchname.", "Org."]
     finally:
         running.close()
         upstream.close()
