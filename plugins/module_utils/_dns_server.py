@@ -176,14 +176,15 @@ def _wire_name(text: str) -> bytes:
     return dns.name.from_text(text.lower()).to_wire()[:-1]
 
 
-def _build_view(spec: dict[str, Any], hidden: frozenset[str], ttl: int, shared: dict[Any, Any]) -> View:
+def _build_view(spec: dict[str, Any], ttl: int, shared: dict[Any, Any]) -> View:
     """Precompute every answer of one view. ``shared`` holds entries that views can share (the same name with the
-    same answer), so a topology with many views builds each distinct answer once."""
+    same answer), so a topology with many views builds each distinct answer once. The view holds its own names
+    only: the NXDOMAIN of a topology name outside it comes from the one ``hidden`` set of the tables (``miss``),
+    so memory and reload time grow with the names of each view, not with views times all names."""
     names = {str(k).lower(): [str(a) for a in v] for k, v in spec["names"].items()}
     reverse = {str(k).lower(): str(v) for k, v in spec["reverse"].items()}
     view = View({}, names, reverse, frozenset(_wire_name(n) for n in [*names, *reverse]))
     empty_types = [dns.rdatatype.from_text(t).to_bytes(2, "big") for t in PRECOMPUTED_TYPES[1:]]
-    all_types = [dns.rdatatype.from_text(t).to_bytes(2, "big") for t in PRECOMPUTED_TYPES]
 
     def put(wire: bytes, rdtype: bytes, key: Any, bodies: list[bytes], ancount: int, rcode: int = 0) -> None:
         entry = shared.get(key)
@@ -205,12 +206,6 @@ def _build_view(spec: dict[str, Any], hidden: frozenset[str], ttl: int, shared: 
         target_wire = dns.name.from_text(target).to_wire()
         record = b"\xc0\x0c\x00\x0c\x00\x01" + ttl.to_bytes(4, "big") + len(target_wire).to_bytes(2, "big")
         put(wire, b"\x00\x0c", (wire, "PTR", target), [record + target_wire], 1)
-    for text in hidden:
-        if text in names:
-            continue
-        wire = _wire_name(text)
-        for rdtype in all_types:
-            put(wire, rdtype, (wire, rdtype, "NXDOMAIN"), [b""], 0, dns.rcode.NXDOMAIN)
     return view
 
 
@@ -221,9 +216,9 @@ def load_tables(raw: bytes) -> Tables:
         if not isinstance(state, dict) or state.get("format") != 1:
             raise StateError("not a wharf.network resolver state of format 1")
         ttl = int(state.get("ttl", 600))
-        hidden = frozenset(str(n) for n in state.get("hidden", []))
+        hidden = frozenset(str(n).lower() for n in state.get("hidden", []))
         shared: dict[Any, Any] = {}
-        views = {key: _build_view(spec, hidden, ttl, shared) for key, spec in state["views"].items()}
+        views = {key: _build_view(spec, ttl, shared) for key, spec in state["views"].items()}
 
         def client(spec: dict[str, Any], upstreams: list[str]) -> Client:
             return Client(views[spec["view"]], tuple(upstreams) if spec.get("forward", True) else None)
@@ -504,22 +499,21 @@ class Server:
     def miss(
         self, sock: socket.socket, data: bytes, addr: Any, client: Client, wire_name: bytes, end: int, qend: int, n: int
     ) -> bool:
-        """A well-formed question the tables do not hold: forward an ordinary name without parsing the message.
-        False: leave it to the slow path (names of the view, topology names, reverse names, other classes)."""
+        """A well-formed question the tables do not hold: NXDOMAIN for a topology name outside the asker's view,
+        forward an ordinary name, both without parsing the message. False: leave it to the slow path (other types
+        of the view's names, reverse names, other classes, askers that do not forward)."""
         if data[11] == 0 and n == qend:
             edns = False
         elif _edns_ok(data, qend, n):
             edns = True
         else:
             return False
-        tables = self.tables
-        if (
-            not client.upstreams
-            or data[qend - 2 : qend] != b"\x00\x01"
-            or wire_name in client.view.known_wire
-            or wire_name in tables.hidden_wire
-            or wire_name.endswith(b"\x04arpa")
-        ):
+        if wire_name in client.view.known_wire:
+            return False  # NODATA for a type the tables do not hold
+        if wire_name in self.tables.hidden_wire:  # a topology name outside the asker's view: any type, any class
+            sock.sendto(_raw_reply(data, qend, edns, dns.rcode.NXDOMAIN), addr)
+            return True
+        if not client.upstreams or data[qend - 2 : qend] != b"\x00\x01" or wire_name.endswith(b"\x04arpa"):
             return False
         self.forward(_raw_reply(data, qend, edns, dns.rcode.SERVFAIL), data, sock, addr, client.upstreams)
         return True
@@ -550,8 +544,10 @@ class Server:
             rrsets = _local_rrsets(client.view, text, question.rdtype, tables.ttl)
             if rrsets is not None:
                 return self.render(query, dns.rcode.NOERROR, rrsets, limit), None
-            if self.is_hidden(text):
-                return self.render(query, dns.rcode.NXDOMAIN, [], limit), None
+        if self.is_hidden(text):  # whatever the class: `c.back CH TXT` must not leave either
+            return self.render(query, dns.rcode.NXDOMAIN, [], limit), None
+        if question.rdclass != dns.rdataclass.IN:  # CHAOS, HESIOD...: nothing of ours, nothing to forward
+            return self.render(query, dns.rcode.REFUSED, [], limit), None
         if client.upstreams is None:
             return self.render(query, dns.rcode.REFUSED, [], limit), None
         if not client.upstreams:
