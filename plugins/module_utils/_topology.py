@@ -346,6 +346,22 @@ def allocate_addresses(
 # --- parsing ---------------------------------------------------------------------------------------------
 
 
+def _dns_name_problem(text: str) -> str | None:
+    """Why ``text`` (a final dot allowed) is no DNS name a resolver can serve, or None."""
+    name = text[:-1] if text.endswith(".") else text
+    if not name:
+        return "it is empty"
+    if len(name) > 253:
+        return f"it is {len(name)} characters, a DNS name has at most 253"
+    labels = name.split(".")
+    if not all(labels):
+        return "it has an empty label (a leading dot or '..')"
+    longest = max(labels, key=len)
+    if len(longest) > 63:
+        return f"its label {longest[:20]}... is {len(longest)} characters, a DNS label has at most 63"
+    return None
+
+
 def _show(value: object, quoted: bool = False) -> str:
     """A value as it reads in an error: bare when it is a plain token, JSON otherwise (and always JSON for a
     string in a type error, so that ``"1500"`` reads as the string it is)."""
@@ -550,8 +566,12 @@ class _Parser:
         text = self.string(path, value)
         if text is None:
             return None
-        if len(text) > 253 or not _DNS_NAME_RE.fullmatch(text):
+        if not _DNS_NAME_RE.fullmatch(text):
             self.error(f"{path} {_show(text)} is not a valid {what}")
+            return None
+        problem = _dns_name_problem(text)
+        if problem is not None:
+            self.error(f"{path} {_show(text)} is not a valid {what}: {problem}")
             return None
         return text
 
@@ -598,6 +618,7 @@ class _Parser:
         self.check_overlaps(networks)
         self.check_shared_namespaces(containers)
         self.check_endpoints(containers, networks, known_networks)
+        self.check_dns_names(containers)
         addresses = self.allocate(containers, networks)
         model = self.build(containers, networks, addresses)
         self.check_kernel_names(networks, model)
@@ -1001,6 +1022,32 @@ class _Parser:
         return PortMapping(host_ip=host_ip, published=published, target=target, protocol=protocol, spec=spec)
 
     # --- cross references --------------------------------------------------------------------------------
+
+    def check_dns_names(self, containers: dict[str, _ContainerSpec]) -> None:
+        """Every name the resolver will serve must be a DNS name it can load (labels of at most 63 characters,
+        none empty, at most 253 in all), ``NAME.NETWORK`` included: otherwise the state file would be written and
+        then refused as a whole by the resolver, after the containers' files changed."""
+        for container in containers.values():
+            own = [(container.path, container.name)]
+            hostname = container.hostname
+            valid_hostname = hostname is not None and len(hostname) <= MAX_HOSTNAME and _HOSTNAME_RE.fullmatch(hostname)
+            if valid_hostname and hostname != container.name:
+                own.append((f"{container.path}.hostname", hostname))
+            for path, name in own:
+                problem = _dns_name_problem(name)
+                if problem is not None:
+                    self.error(f"{path} {_show(name)} cannot be served by the embedded DNS: {problem}")
+            for endpoint in container.endpoints:
+                names = [name for _path, name in own] + list(endpoint.aliases)
+                for name in dict.fromkeys(n.rstrip(".") for n in names):
+                    if _dns_name_problem(name) is not None:
+                        continue  # reported above
+                    qualified = f"{name}.{endpoint.network}"
+                    problem = _dns_name_problem(qualified)
+                    if problem is not None:
+                        self.error(
+                            f"{endpoint.path}: {_show(qualified)} (NAME.NETWORK, served by the embedded DNS) {problem}"
+                        )
 
     def check_shared_namespaces(self, containers: dict[str, _ContainerSpec]) -> None:
         reported_cycles: set[frozenset[str]] = set()

@@ -997,3 +997,28 @@ def test_250_containers_over_5_networks_parse_quickly():
     topology = parse_topology(doc)
     assert time.perf_counter() - start < 1.0
     assert len(topology.containers) == 250
+
+
+def test_names_the_embedded_dns_cannot_serve_are_errors_before_anything_changes():
+    """Labels of at most 63 characters, none empty, names of at most 253 with the ``.NETWORK`` suffix: the resolver
+    refuses a whole state otherwise (dnspython), after the module already wrote the containers' files."""
+    long_label = "x" * 64
+    assert_one_error(one_network({"c": {"hostname": long_label}}), "containers.c.hostname", long_label[:20], "63")
+    assert_one_error(one_network({"c": {"hostname": "a..b"}}), "containers.c.hostname a..b", "empty label")
+    assert_one_error(one_network({"a..b": {}}), "containers.a..b", "empty label")
+    alias = ".".join(["y" * 63] * 3) + "." + "z" * 58  # 250 characters: fits alone, not as alias.front
+    doc = one_network({"c": {"networks": {"front": {"aliases": [alias]}}}})
+    message = assert_one_error(doc, "containers.c.networks.front", "256 characters", "at most 253")
+    assert f"{alias}.front"[-30:] in message and "NAME.NETWORK" in message
+    label = "q" * 64 + ".example"
+    doc = one_network({"c": {"networks": {"front": {"aliases": [label]}}}})
+    assert_one_error(doc, "containers.c.networks.front.aliases[0]", "63")
+    # the longest valid ones pass, and the resolver loads what they give
+    longest = ".".join(["y" * 63] * 3) + "." + "z" * 55  # 247 + ".front" = 253
+    ok = one_network({"c": {"hostname": "h" * 63, "networks": {"front": {"aliases": [longest]}}}})
+    from ansible_collections.wharf.network.plugins.module_utils import _dns_server
+    from ansible_collections.wharf.network.plugins.module_utils._dns_daemon import render_state
+    from ansible_collections.wharf.network.plugins.module_utils._dns_state import HostResolvConf, resolver_state
+
+    state = resolver_state(topo.parse_topology(ok), "h", HostResolvConf())
+    assert f"{longest}.front" in _dns_server.load_tables(render_state(state).encode()).hidden
