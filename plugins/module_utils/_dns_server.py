@@ -607,28 +607,38 @@ class Server:
         self.try_upstream(job, now)
 
     def try_upstream(self, job: _Forward, now: float) -> None:
-        while job.attempt < len(job.upstreams) and now - job.started < FORWARD_BUDGET:
-            server = job.upstreams[job.attempt]
-            job.attempt += 1
-            try:
-                family, address = _upstream(server)
-                up = socket.socket(family, socket.SOCK_DGRAM)
-                up.setblocking(False)
-                up.connect(address)
-                job.wire_id = random.getrandbits(16).to_bytes(2, "big")
-                up.send(job.wire_id + job.data[2:])
-            except OSError as exc:
-                self.say(f"upstream {server}: {exc}")
-                up.close()
-                continue
-            job.sock = up
-            deadline = min(now + FORWARD_ATTEMPT_TIMEOUT, job.started + FORWARD_BUDGET)
-            self.selector.register(up, selectors.EVENT_READ, ("up", (up, job)))
-            heapq.heappush(self.pending, (deadline, next(self.seq), job, job.attempt))
-            return
+        """Send the query to the next upstream server; when none is left (or none can be reached at all: no IPv6
+        on this host, a malformed address), answer SERVFAIL. Whatever goes wrong, the job ends answered and
+        counted out of ``in_flight``: a leak there would turn every later forward into SERVFAIL."""
+        try:
+            while job.attempt < len(job.upstreams) and now - job.started < FORWARD_BUDGET:
+                server = job.upstreams[job.attempt]
+                job.attempt += 1
+                up = None
+                try:
+                    family, address = _upstream(server)
+                    up = socket.socket(family, socket.SOCK_DGRAM)
+                    up.setblocking(False)
+                    up.connect(address)
+                    job.wire_id = random.getrandbits(16).to_bytes(2, "big")
+                    up.send(job.wire_id + job.data[2:])
+                    deadline = min(now + FORWARD_ATTEMPT_TIMEOUT, job.started + FORWARD_BUDGET)
+                    self.selector.register(up, selectors.EVENT_READ, ("up", (up, job)))
+                except Exception as exc:
+                    self.say(f"upstream {server}: {type(exc).__name__}: {exc}")
+                    if up is not None:
+                        up.close()
+                    continue
+                job.sock = up
+                heapq.heappush(self.pending, (deadline, next(self.seq), job, job.attempt))
+                return
+        except Exception as exc:
+            self.say(f"forwarding failed: {type(exc).__name__}: {exc}")
         self.finish(job, job.servfail)
 
     def finish(self, job: _Forward, wire: bytes) -> None:
+        if job.done:
+            return
         job.done = True
         self.in_flight -= 1
         try:

@@ -656,3 +656,33 @@ def test_other_classes_never_leak_topology_names(tmp_path: Path):
     finally:
         running.close()
         upstream.close()
+
+
+def test_an_upstream_that_cannot_be_reached_at_all_is_answered_and_counted_out(tmp_path: Path, monkeypatch):
+    """An IPv6 upstream on a host without IPv6 (creating the socket fails): the next server is asked, or SERVFAIL
+    at once when none is left, and ``in_flight`` goes back to 0 (a leak would make every later forward SERVFAIL)."""
+    real_socket = socket.socket
+
+    def no_ipv6(family=socket.AF_INET, *args, **kwargs):
+        if family == socket.AF_INET6:
+            raise OSError(97, "Address family not supported by protocol")
+        return real_socket(family, *args, **kwargs)
+
+    monkeypatch.setattr(_dns_server, "MAX_IN_FLIGHT", 3)
+    upstream = FakeUpstream()
+    state = _local_state(forward=True, upstreams=["2001:db8::53"])
+    state["clients"]["127.0.0.3"] = {"view": "n", "forward": True, "upstreams": ["2001:db8::53", upstream.address]}
+    running = Running(tmp_path, state)
+    monkeypatch.setattr(_dns_server.socket, "socket", no_ipv6)
+    try:
+        for index in range(6):  # twice MAX_IN_FLIGHT: each is answered and counted out
+            assert running.ask(f"q{index}.example.com").rcode() == dns.rcode.SERVFAIL
+        assert running.server.in_flight == 0
+        query = dns.message.make_query("www.example.com", "A")
+        answer = dns.query.udp(query, "127.0.0.1", port=running.port, timeout=3, source="127.0.0.3")
+        assert _addresses(answer) == ["203.0.113.7"]  # the IPv4 server after the IPv6 one
+        assert running.server.in_flight == 0
+    finally:
+        monkeypatch.undo()
+        running.close()
+        upstream.close()
