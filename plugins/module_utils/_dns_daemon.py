@@ -50,7 +50,7 @@ STATE_DIR = "/run/wharf/dns"
 UNIT_NAME = "wharf-dns.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
 READY_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
+STOP_TIMEOUT = 8.0  # longer than the supervisor waits for its server (_dns_server.CHILD_STOP_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -255,14 +255,22 @@ class ResolverControl:
             return
         if pid is None:
             return
+        group = False  # the supervisor leads its own process group (setsid): its server is in it too
+        with contextlib.suppress(OSError):
+            group = os.getpgid(pid) == pid
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and _state_of(pid) not in ("Z", None):
+        while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.02)
-        if os.path.exists(f"/proc/{pid}") and _state_of(pid) not in ("Z", None):
+        if group:
+            # whatever is left of the group (a server that outlived a killed supervisor would keep UDP :53 with
+            # SO_REUSEADDR, answering from an old state): SIGKILL it; nothing left is ESRCH
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        elif _alive(pid):
             os.kill(pid, signal.SIGKILL)
 
     def wait_loaded(self, want: str, since: float = 0.0) -> None:

@@ -77,6 +77,8 @@ PRECOMPUTED_TYPES = ("A", "AAAA", "HTTPS")  # HTTPS: asked by recent curl and br
 MAX_ROTATIONS = 16
 DRAIN = 256  # datagrams read per readiness event before the loop looks at other sockets
 IP_FREEBIND = 15
+CHILD_STOP_TIMEOUT = 3.0  # the supervisor's wait for its server after SIGTERM; the module waits longer
+LOG_MAX = 1 << 20  # bytes: beyond that the log moves to LOG.1 (the one before is dropped)
 
 _HDR_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00"  # QDCOUNT=1, ANCOUNT=0, NSCOUNT=0, ARCOUNT high byte 0
 _OPT = b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"  # EDNS(0), no options
@@ -835,6 +837,7 @@ def supervise(args: argparse.Namespace) -> int:
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(f"{os.getpid()}\n")
     os.replace(tmp, args.pidfile)
+    log = args.log if args.daemonize and args.log != os.devnull else None
     try:
         while not stop.is_set():
             child = current[0] = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
@@ -843,6 +846,8 @@ def supervise(args: argparse.Namespace) -> int:
                 try:
                     rc = child.wait(timeout=0.2)
                 except subprocess.TimeoutExpired:
+                    if log:
+                        _cap_log(log)
                     continue
                 print(f"wharf-dns supervisor: server exited with {rc}, restarting", file=sys.stderr, flush=True)
                 backoff = 0.5 if time.monotonic() - started > 10 else min(backoff * 2, 10.0)
@@ -853,7 +858,7 @@ def supervise(args: argparse.Namespace) -> int:
         if child is not None and child.returncode is None:
             child.terminate()
             try:
-                child.wait(timeout=5)
+                child.wait(timeout=CHILD_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 child.kill()
         with contextlib.suppress(OSError):
@@ -862,6 +867,20 @@ def supervise(args: argparse.Namespace) -> int:
             if ours:
                 os.unlink(args.pidfile)
     return 0
+
+
+def _cap_log(path: str, fd: int = 2) -> None:
+    """Keep the daemon's log (stdout and stderr of the supervisor and its server, opened O_APPEND) under LOG_MAX:
+    its content moves to PATH.1 and the file is emptied in place (the open descriptors keep writing to it).
+    ``fd``: our descriptor of it (stderr once daemonized)."""
+    try:
+        if os.stat(path).st_size <= LOG_MAX or not os.path.samestat(os.stat(path), os.fstat(fd)):
+            return
+        with open(path, "rb") as current, open(f"{path}.1", "wb") as previous:
+            previous.write(current.read(LOG_MAX * 2))
+        os.ftruncate(fd, 0)
+    except OSError:
+        return
 
 
 def _detach(args: argparse.Namespace) -> bool:

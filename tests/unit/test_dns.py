@@ -3,9 +3,11 @@ itself in-process on loopback (no root: a high port on 127.0.0.1, real UDP and T
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -686,3 +688,66 @@ def test_an_upstream_that_cannot_be_reached_at_all_is_answered_and_counted_out(t
         monkeypatch.undo()
         running.close()
         upstream.close()
+
+
+# --- the supervised daemon ----------------------------------------------------------------------------------------
+
+
+def _run_command(argv: list[str]) -> tuple[int, str, str]:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def test_stop_leaves_no_server_behind_even_when_it_does_not_die(tmp_path: Path, monkeypatch):
+    """The supervisor and its server run as a process group; stop() kills what is left of the group once its wait
+    is over (the server had outlived a supervisor killed mid-wait: an orphan sharing UDP :53). The server is
+    SIGSTOPped so that SIGTERM cannot end it; no address to listen on, so no port is taken."""
+    from ansible_collections.wharf.network.plugins.module_utils import _dns_daemon
+
+    monkeypatch.setattr(_dns_daemon, "STOP_TIMEOUT", 1.0)  # shorter than the supervisor's own wait for its server
+    paths = Paths(str(tmp_path / "dns"))
+    os.makedirs(paths.state_dir)
+    Path(paths.program).write_text(_dns_daemon.server_source())
+    state = _local_state(forward=False, upstreams=[])
+    state["listen"] = []
+    text = render_state(state)
+    Path(paths.state).write_text(text)
+    control = _dns_daemon.ResolverControl(paths, False, _run_command)
+    control.start(_dns_daemon.digest(text))
+    supervisor = control.pid
+    server = json.loads(Path(paths.status).read_text())["pid"]
+    assert supervisor and server != supervisor and os.getpgid(server) == supervisor
+    try:
+        os.kill(server, signal.SIGSTOP)
+        control.stop(supervisor)
+        deadline = time.monotonic() + 5
+        while not (_gone(server) and _gone(supervisor)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(supervisor) and _gone(server), (supervisor, server)
+    finally:
+        with contextlib.suppress(OSError):
+            os.killpg(supervisor, signal.SIGKILL)
+
+
+def test_the_daemon_log_is_capped(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(_dns_server, "LOG_MAX", 1000)
+    log = tmp_path / "resolver.log"
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"a" * 600)
+        _dns_server._cap_log(str(log), fd)
+        assert log.stat().st_size == 600 and not (tmp_path / "resolver.log.1").exists()
+        os.write(fd, b"b" * 600)
+        _dns_server._cap_log(str(log), fd)
+        assert (tmp_path / "resolver.log.1").read_bytes() == b"a" * 600 + b"b" * 600
+        os.write(fd, b"c" * 10)  # the writer's descriptor goes on at the start of the emptied file
+        assert log.read_bytes() == b"c" * 10
+    finally:
+        os.close(fd)
