@@ -537,6 +537,8 @@ class Server:
             return self.render(query, dns.rcode.NOTIMP, [], limit), None
         if len(query.question) != 1:
             return self.render(query, dns.rcode.FORMERR, [], limit), None
+        if query.edns > 0:  # RFC 6891 6.1.3: we speak EDNS version 0 only (the answer carries version 0)
+            return self.render(query, dns.rcode.BADVERS, [], limit), None
         if client is None:
             return self.render(query, dns.rcode.REFUSED, [], limit), None
         tables = self.tables

@@ -18,7 +18,7 @@ addresses are known from the topology). Names are lowercased (DNS is case-insens
 - the container's name, its hostname and its aliases on N, and each of them qualified by the network,
   ``NAME.N`` (as Docker) → its address on N;
 - several containers with one alias give several addresses (the daemon rotates their order);
-- the reverse name of each such address → the container's name (PTR).
+- the reverse name of each such address → NAME.NETWORK (PTR, as Docker answers).
 
 ``hidden`` lists every name the topology defines anywhere (on this host or not); a hidden name missing from the
 asker's view gets NXDOMAIN and is never forwarded, so the topology does not leak to the upstream servers.
@@ -127,7 +127,9 @@ def _build_view(topology: Topology, host: str, networks: tuple[str, ...]) -> _Vi
             names |= {f"{name.rstrip('.')}.{network}" for name in names}
             for name in names:
                 view.add(name, address)
-            view.reverse.setdefault(reverse_name(address), container.name)
+            # NAME.NETWORK, as Docker answers (libnetwork's ResolveIP): it names the network the address is on,
+            # and resolves back to the address from the same askers
+            view.reverse.setdefault(reverse_name(address), f"{container.name.rstrip('.')}.{network}")
     return view
 
 
@@ -150,7 +152,7 @@ def resolver_state(topology: Topology, host: str, host_resolv: HostResolvConf) -
     """The resolver state of ``host`` as a JSON-ready dict; the same inputs always give the same dict.
 
     Keys: ``format``; ``listen`` (gateway addresses to answer on); ``ttl``; ``views`` (id → ``networks``,
-    ``names`` name → sorted addresses, ``reverse`` PTR name → container name, ``subnets``); ``hidden`` (every
+    ``names`` name → sorted addresses, ``reverse`` PTR name → NAME.NETWORK, ``subnets``); ``hidden`` (every
     topology name, sorted); ``hidden_subnets`` (every subnet of the topology: reverse names under them that no
     view answers get NXDOMAIN, never forwarded); ``clients`` (source address → ``view``, ``forward`` (false when
     that address is on an internal network: nothing is ever sent upstream for it) and ``upstreams``);

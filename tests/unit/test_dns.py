@@ -106,7 +106,7 @@ def test_views_by_network_set_and_clients():
     assert both["api"] == [both["api.back"][0], "10.9.0.11"] or sorted(both["api"]) == sorted(
         [both["api.back"][0], "10.9.0.11"]
     )
-    assert state["views"]["front"]["reverse"]["10.0.9.10.in-addr.arpa"] == "web"
+    assert state["views"]["front"]["reverse"]["10.0.9.10.in-addr.arpa"] == "web.front"  # as Docker: NAME.NETWORK
     clients = state["clients"]
     assert clients["10.9.0.10"] == {"view": "front", "forward": True, "upstreams": ["192.0.2.53"]}
     api_back = next(a for a, c in clients.items() if a.startswith("10.9.1.") and a != "10.9.1.12")
@@ -299,7 +299,8 @@ def test_resolver_answers_locally(resolver):
     assert resolver.ask("nosuchname").rcode() == dns.rcode.REFUSED  # not a topology name: never answered locally
     assert resolver.ask("10.0.6.10.in-addr.arpa", rdtype="PTR").rcode() == dns.rcode.NXDOMAIN
     ptr = resolver.ask("10.0.5.10.in-addr.arpa", rdtype="PTR")
-    assert [item.target.to_text() for rrset in ptr.answer for item in rrset] == ["web."]
+    assert [item.target.to_text() for rrset in ptr.answer for item in rrset] == ["web.n."]
+    assert _addresses(resolver.ask("web.n")) == ["10.5.0.10"]  # and back
     assert resolver.ask("www.example.com").rcode() == dns.rcode.REFUSED  # this client never forwards
     assert _addresses(resolver.ask("web", tcp=True)) == ["10.5.0.10"]
 
@@ -451,9 +452,11 @@ def test_resolver_servfail_on_silent_upstream_and_bounded_in_flight(tmp_path: Pa
                 response = dns.message.from_wire(client.recv(4096))
                 assert response.rcode() == dns.rcode.SERVFAIL
                 arrivals[response.id] = time.monotonic() - start
-        # two wait for the upstream (two attempts of 0.4 s each), the three beyond the bound fail at once
-        assert sorted(arrivals.values())[2] < 0.3, arrivals
-        assert 0.7 < max(arrivals.values()) < 2.0, arrivals
+        # two wait for the upstream (two attempts of 0.4 s each), the three beyond the bound fail at once: they
+        # arrive first (an order, not a time window: the machine may be busy); the two waited at least 2 x 0.4 s
+        first = sorted(arrivals, key=arrivals.get)[:3]
+        assert sorted(first) == [102, 103, 104], arrivals
+        assert min(arrivals[100], arrivals[101]) >= 0.75, arrivals
         assert len(upstream.seen) == 4  # each of the two in flight asked both upstream entries
         assert running.server.in_flight == 0
     finally:
@@ -751,3 +754,10 @@ def test_the_daemon_log_is_capped(tmp_path: Path, monkeypatch):
         assert log.read_bytes() == b"c" * 10
     finally:
         os.close(fd)
+
+
+def test_edns_versions_other_than_0_get_badvers(resolver):
+    for name in ("web", "nosuchname.example"):  # a fast-path name and a slow-path one
+        response = resolver.ask(name, use_edns=1)
+        assert response.rcode() == dns.rcode.BADVERS and response.edns == 0 and response.answer == []
+    assert _addresses(resolver.ask("web", use_edns=0)) == ["10.5.0.10"]
