@@ -209,6 +209,17 @@ def test_render_unit():
     assert "ExecReload=/bin/kill -HUP $MAINPID\n" in unit and "Restart=always\n" in unit
     assert "\n[Install]\nWantedBy=multi-user.target\n" in unit
     assert "ConditionPathExists=/run/wharf/dns/state.json\n" in unit  # no restart loop after a reboot
+    service = unit.split("[Service]\n", 1)[1].split("\n[", 1)[0].splitlines()
+    for line in (
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/run/wharf/dns",  # where it writes its status, and nothing else
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",  # UDP/TCP, and the wake-up socketpair
+    ):
+        assert line in service, line
+    moved = render_unit("/usr/bin/python3", Paths("/srv/lab/dns"))
+    assert "ReadWritePaths=/srv/lab/dns\n" in moved
 
 
 # --- the resolver in-process -------------------------------------------------------------------------------
