@@ -15,10 +15,10 @@ a plain non-blocking socket loop (``selectors``): check the header bytes, look t
 Several addresses for one name are precomputed in every rotation and handed out in turn (round robin). Everything
 else (malformed or unusual queries, forwarding, TCP) takes the slow path, which uses dnspython.
 
-Reload (SIGHUP, or a new state file under systemd's ExecReload) builds the new tables aside and swaps them in one
-assignment: queries are never dropped (they wait in the socket buffers meanwhile). A state file that does not
-load keeps the last good tables; the outcome goes to the status file (``loaded`` = sha256 of the state file
-loaded, ``error``), which the module reads to confirm a reload.
+Reload (SIGHUP, or a new state file under systemd's ExecReload) builds the new tables in a thread while the loop
+keeps answering from the current ones, and the loop swaps them in with one assignment: no query is dropped. A
+state file that does not load keeps the last good tables; the outcome goes to the status file (``loaded`` = sha256
+of the state file loaded, ``error``), which the module reads to confirm a reload.
 
 Standard library and dnspython only: the module copies this file to the host and runs it with its own Python.
 
@@ -288,6 +288,8 @@ class Server:
         self.tcp_lock = threading.Lock()
         self.tcp_by_source: dict[str, int] = {}
         self.reload_wanted = True
+        self.building = False  # a reload's tables are being built in a thread
+        self.built: tuple[Tables | None, str | None, float] | None = None  # what it built, for the loop to install
         self.running = True
         self.last_error: str | None = None
         self.listen_retry: float | None = None  # when to bind the addresses that failed again (monotonic)
@@ -302,24 +304,48 @@ class Server:
         print(f"wharf-dns[{os.getpid()}]: {message}", file=self.log, flush=True)
 
     def reload(self) -> None:
-        """Load the state file; on failure keep the current tables and report the error."""
+        """Load the state file: built in a thread while the loop keeps answering from the current tables (a big
+        topology takes seconds), installed by the loop once built. The first load, with nothing to answer from
+        yet, is built in place."""
         self.reload_wanted = False
+        if self.tables is None:
+            self.install(self.build())
+            return
+        self.building = True
+        threading.Thread(target=self._build_aside, daemon=True).start()
+
+    def build(self) -> tuple[Tables | None, str | None, float]:
+        """(tables, None, seconds) or (None, why not, seconds)."""
         started = time.perf_counter()
         try:
             with open(self.state_path, "rb") as handle:
                 raw = handle.read()
             tables = load_tables(raw)
         except (OSError, StateError) as exc:
-            self.last_error = f"state {self.state_path} not loaded, keeping the last good one: {exc}"
-            self.say(self.last_error)
+            return None, f"state {self.state_path} not loaded, keeping the last good one: {exc}", 0.0
+        return tables, None, time.perf_counter() - started
+
+    def _build_aside(self) -> None:
+        try:
+            self.built = self.build()
+        except Exception as exc:  # anything unforeseen still ends the reload, with its reason in the status
+            self.built = (None, f"state {self.state_path} not loaded: {type(exc).__name__}: {exc}", 0.0)
+        self._wake()
+
+    def install(self, built: tuple[Tables | None, str | None, float]) -> None:
+        """Swap in built tables (one assignment) and listen where they say; on failure keep the current ones and
+        report the error."""
+        tables, error, took = built
+        if tables is None:
+            self.last_error = error
+            self.say(error or "state not loaded")
             self.write_status()
             return
         self.last_error = None
         self.tables = tables
         self.listen_on(tables.listen)
-        took = (time.perf_counter() - started) * 1000
         self.say(
-            f"loaded {tables.digest[:12]} in {took:.0f} ms: "
+            f"loaded {tables.digest[:12]} in {took * 1000:.0f} ms: "
             f"{len(tables.clients)} clients, {tables.answers_count} answers"
         )
         self.write_status()
@@ -399,7 +425,11 @@ class Server:
             signal.signal(signal.SIGTERM, self._on_term)
             signal.signal(signal.SIGINT, self._on_term)
         while self.running:
-            if self.reload_wanted:
+            built = self.built
+            if built is not None:
+                self.built, self.building = None, False
+                self.install(built)
+            if self.reload_wanted and not self.building:
                 self.reload()
             if self.listen_retry is not None and time.monotonic() >= self.listen_retry:
                 self.retry_listen()

@@ -772,3 +772,36 @@ def test_edns_versions_other_than_0_get_badvers(resolver):
         response = resolver.ask(name, use_edns=1)
         assert response.rcode() == dns.rcode.BADVERS and response.edns == 0 and response.answer == []
     assert _addresses(resolver.ask("web", use_edns=0)) == ["10.5.0.10"]
+
+
+def test_queries_are_answered_while_a_reload_builds(tmp_path: Path, monkeypatch):
+    """The tables of a reload are built aside: the loop answers from the current ones meanwhile (a topology of
+    hundreds of views takes seconds to build), then swaps."""
+    running = Running(tmp_path, _local_state(forward=False, upstreams=[]))
+    gate = threading.Event()
+    real_load = _dns_server.load_tables
+
+    def slow_load(raw: bytes):
+        assert gate.wait(10)
+        return real_load(raw)
+
+    monkeypatch.setattr(_dns_server, "load_tables", slow_load)
+    try:
+        before = json.loads(running.status.read_text())["loaded"]
+        state = _local_state(forward=False, upstreams=[])
+        state["views"]["n"]["names"]["newname"] = ["10.5.0.77"]
+        running.state_path.write_text(json.dumps(state))
+        running.server.request_reload()
+        deadline = time.monotonic() + 5
+        while not running.server.building and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert running.server.building
+        assert _addresses(running.ask("web")) == ["10.5.0.10"]  # answered while the build waits
+        assert _addresses(running.ask("svc.n", tcp=True))
+        assert running.ask("newname").answer == []
+        gate.set()
+        running.wait(lambda s: s.get("loaded") != before)
+        assert _addresses(running.ask("newname")) == ["10.5.0.77"]
+    finally:
+        gate.set()
+        running.close()
