@@ -18,7 +18,9 @@ tables works since Linux 5.2):
   elements under four constant rules, not a thousand rules (Docker's per-port rules are linear).
 - chain ``guard`` (prerouting, priority raw): packets for 127.0.0.0/8 arriving on a wharf bridge (where
   route_localnet is on) and packets for a loopback publish arriving on any interface but ``lo`` are dropped
-  before NAT can make them routable (moby#45610, CVE-2020-8558; Docker 28's raw-table guard).
+  before NAT can make them routable (moby#45610, CVE-2020-8558; Docker 28's raw-table guard); so is a packet
+  arriving on a wharf bridge with a source outside that network's subnet (a forged source address: the
+  resolver and the firewall decide by source address, whatever rp_filter says).
 - chains ``prerouting`` (dstnat) and ``output`` (-100): DNAT through the maps, for local destinations only
   (``fib daddr type local``); prerouting never DNATs 127.0.0.0/8 (only the host's own traffic may use a
   loopback publish), output does, so ``127.0.0.1:PORT`` works from the host.
@@ -644,6 +646,9 @@ def render(
     guard = []
     if networks:
         guard.append("iifname @bridges ip daddr 127.0.0.0/8 drop")
+    # a container sends only from its network's subnet: a forged source (a raw socket, IP_TRANSPARENT) could
+    # otherwise pose as a container of another network, e.g. to have the resolver forward for an internal one
+    guard += [f'iifname "{n.bridge}" ip saddr != {n.subnet} drop' for n in networks]
     guard.append('iifname != "lo" ip daddr . meta l4proto . th dport @loopback-publishes drop')
     lookup_any = "dnat ip to meta l4proto . th dport map @publish-any"
     lookup_addr = "dnat ip to ip daddr . meta l4proto . th dport map @publish-addr"

@@ -253,7 +253,12 @@ def test_render_networks():
     assert not any("172.29.0.0/24" in rule for rule in postrouting), "internal: no NAT at all"
     assert not any("10.9.0.0/24 oifname" in rule for rule in postrouting), "masquerade false"
     assert 'oifname "br-q" ip saddr 10.9.0.0/24 ct status dnat masquerade' in postrouting, "hairpin stays"
-    assert chain(text, "guard")[1] == "iifname @bridges ip daddr 127.0.0.0/8 drop"
+    assert chain(text, "guard")[1:5] == [
+        "iifname @bridges ip daddr 127.0.0.0/8 drop",
+        'iifname "br-back" ip saddr != 172.29.0.0/24 drop',
+        'iifname "br-front" ip saddr != 172.28.0.0/24 drop',
+        'iifname "br-q" ip saddr != 10.9.0.0/24 drop',
+    ], "a forged source address never enters from a network"
 
 
 def test_render_publishes():
