@@ -75,13 +75,15 @@ IPv4Network = ipaddress.IPv4Network
 
 @dataclass(frozen=True)
 class FirewallNetwork:
-    """One wharf network as the firewall sees it: the bridge is its identity."""
+    """One wharf network as the firewall sees it: the bridge is its identity. ``gateway`` (optional) is where
+    the embedded resolver answers the network: DNS from the network to it is never taken by a publish."""
 
     bridge: str
     subnet: IPv4Network
     internal: bool = False
     icc: bool = True
     masquerade: bool = True
+    gateway: IPv4Address | None = None
 
     def record(self) -> dict[str, Any]:
         return {
@@ -90,6 +92,7 @@ class FirewallNetwork:
             "internal": self.internal,
             "icc": self.icc,
             "masquerade": self.masquerade,
+            "gateway": str(self.gateway) if self.gateway else None,
         }
 
 
@@ -215,6 +218,16 @@ def parse_networks(items: list[Mapping[str, Any]], path: str = "networks") -> li
             continue
         internal = bool(item.get("internal", False))
         masquerade = item.get("masquerade")
+        gateway = None
+        if item.get("gateway") not in (None, ""):
+            try:
+                gateway = IPv4Address(str(item["gateway"]))
+            except ValueError:
+                errors.append(f"{where}.gateway {item['gateway']!r} is not an IPv4 address")
+                continue
+            if gateway not in subnet:
+                errors.append(f"{where}.gateway {gateway} is not in {where}.subnet {subnet}")
+                continue
         networks.append(
             FirewallNetwork(
                 bridge=str(bridge),
@@ -222,6 +235,7 @@ def parse_networks(items: list[Mapping[str, Any]], path: str = "networks") -> li
                 internal=internal,
                 icc=bool(item.get("icc", True) if item.get("icc") is not None else True),
                 masquerade=(masquerade is not False) and not internal,
+                gateway=gateway,
             )
         )
     seen: dict[str, int] = {}
@@ -652,7 +666,11 @@ def render(
     guard.append('iifname != "lo" ip daddr . meta l4proto . th dport @loopback-publishes drop')
     lookup_any = "dnat ip to meta l4proto . th dport map @publish-any"
     lookup_addr = "dnat ip to ip daddr . meta l4proto . th dport map @publish-addr"
-    prerouting = [
+    resolvers = sorted(f'"{n.bridge}" . {n.gateway}' for n in networks if n.gateway is not None)
+    # a container's DNS query to its gateway is the embedded resolver's, even when a container publishes port 53
+    # on every address (a DNS server such as pi-hole): no DNAT for it
+    prerouting = ["meta l4proto { tcp, udp } th dport 53 iifname . ip daddr @resolvers return"] if resolvers else []
+    prerouting += [
         f"fib daddr type local ip daddr != 127.0.0.0/8 {lookup_any}",
         f"fib daddr type local ip daddr != 127.0.0.0/8 {lookup_addr}",
     ]
@@ -692,6 +710,8 @@ def render(
         *_map("publish-addr", "ipv4_addr . inet_proto . inet_service", "ipv4_addr . inet_service", addr_elements),
         "",
         *_map("loopback-publishes", "ipv4_addr . inet_proto . inet_service", None, loopback_elements),
+        "",
+        *_map("resolvers", "ifname . ipv4_addr", None, resolvers),
         "",
         *_chain("guard", "type filter hook prerouting priority raw; policy accept;", guard),
         "",
@@ -814,6 +834,7 @@ def networks_from_record(rows: list[Mapping[str, Any]]) -> list[FirewallNetwork]
             internal=bool(row["internal"]),
             icc=bool(row["icc"]),
             masquerade=bool(row["masquerade"]),
+            gateway=IPv4Address(row["gateway"]) if row.get("gateway") else None,
         )
         for row in rows
     ]

@@ -224,3 +224,15 @@ def test_a_forged_source_address_does_not_enter_from_a_network(lab):
     assert book.sandbox.sh(" ".join(argv)).stdout.split() == [VAULT], "only the real source arrives"
     book.sandbox.sh("nft delete table inet wharf")  # the guard is what stops it: without the table it arrives
     assert book.sandbox.sh(" ".join(argv)).stdout.split() == [VAULT, APP_FRONT]
+
+
+def test_a_published_dns_port_does_not_take_the_containers_own_resolver(lab):
+    """A container publishing port 53 on every address (a DNS server such as pi-hole) gets the outside's queries;
+    the other containers' queries to their gateway still reach the embedded resolver."""
+    book, helper = lab
+    web = dict(TOPOLOGY["containers"]["web"], ports=["8080:80", "53:53/udp"])
+    rc, output, _recap = book.run(with_changes(web=web), "--skip-tags", "report")
+    assert rc == 0, output  # the resolver's own socket on the gateway's port 53 is no conflict
+    assert helper.probe({"outside->53/udp": ("outside", "udp", HOST, 53)}) == {"outside->53/udp": f"web {OUTSIDE}"}
+    answer = book.sandbox.sh("ip netns exec app getent hosts web", check=False)
+    assert answer.stdout.split()[:1] == [WEB], answer
