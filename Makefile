@@ -64,7 +64,7 @@ fleet-demo: setup
 	$(VENV)/bin/ansible-playbook -i inventories/fleet site.yml
 	if [ "$${KEEP:-0}" = 1 ]; then
 	  echo "The fleet (node1, node2, node3) is still running. Look around:"
-	  echo "  ansible -i inventories/fleet node2 -m command -a 'ip netns exec web2 ping -c1 172.30.0.13'"
+	  echo "  ansible -i inventories/fleet node2 -m command -a 'ip netns exec web2 ping -c1 web3'   (web3 lives on node3)"
 	  echo "  make fleet-demo-down                      removes it"
 	else
 	  echo "The fleet was removed again (KEEP=1 keeps it to look around)."

@@ -18,7 +18,9 @@ tables works since Linux 5.2):
   elements under four constant rules, not a thousand rules (Docker's per-port rules are linear).
 - chain ``guard`` (prerouting, priority raw): packets for 127.0.0.0/8 arriving on a wharf bridge (where
   route_localnet is on) and packets for a loopback publish arriving on any interface but ``lo`` are dropped
-  before NAT can make them routable (moby#45610, CVE-2020-8558; Docker 28's raw-table guard).
+  before NAT can make them routable (moby#45610, CVE-2020-8558; Docker 28's raw-table guard); so is a packet
+  arriving on a wharf bridge with a source outside that network's subnet (a forged source address: the
+  resolver and the firewall decide by source address, whatever rp_filter says).
 - chains ``prerouting`` (dstnat) and ``output`` (-100): DNAT through the maps, for local destinations only
   (``fib daddr type local``); prerouting never DNATs 127.0.0.0/8 (only the host's own traffic may use a
   loopback publish), output does, so ``127.0.0.1:PORT`` works from the host.
@@ -73,13 +75,15 @@ IPv4Network = ipaddress.IPv4Network
 
 @dataclass(frozen=True)
 class FirewallNetwork:
-    """One wharf network as the firewall sees it: the bridge is its identity."""
+    """One wharf network as the firewall sees it: the bridge is its identity. ``gateway`` (optional) is where
+    the embedded resolver answers the network: DNS from the network to it is never taken by a publish."""
 
     bridge: str
     subnet: IPv4Network
     internal: bool = False
     icc: bool = True
     masquerade: bool = True
+    gateway: IPv4Address | None = None
 
     def record(self) -> dict[str, Any]:
         return {
@@ -88,6 +92,7 @@ class FirewallNetwork:
             "internal": self.internal,
             "icc": self.icc,
             "masquerade": self.masquerade,
+            "gateway": str(self.gateway) if self.gateway else None,
         }
 
 
@@ -213,6 +218,16 @@ def parse_networks(items: list[Mapping[str, Any]], path: str = "networks") -> li
             continue
         internal = bool(item.get("internal", False))
         masquerade = item.get("masquerade")
+        gateway = None
+        if item.get("gateway") not in (None, ""):
+            try:
+                gateway = IPv4Address(str(item["gateway"]))
+            except ValueError:
+                errors.append(f"{where}.gateway {item['gateway']!r} is not an IPv4 address")
+                continue
+            if gateway not in subnet:
+                errors.append(f"{where}.gateway {gateway} is not in {where}.subnet {subnet}")
+                continue
         networks.append(
             FirewallNetwork(
                 bridge=str(bridge),
@@ -220,6 +235,7 @@ def parse_networks(items: list[Mapping[str, Any]], path: str = "networks") -> li
                 internal=internal,
                 icc=bool(item.get("icc", True) if item.get("icc") is not None else True),
                 masquerade=(masquerade is not False) and not internal,
+                gateway=gateway,
             )
         )
     seen: dict[str, int] = {}
@@ -644,10 +660,17 @@ def render(
     guard = []
     if networks:
         guard.append("iifname @bridges ip daddr 127.0.0.0/8 drop")
+    # a container sends only from its network's subnet: a forged source (a raw socket, IP_TRANSPARENT) could
+    # otherwise pose as a container of another network, e.g. to have the resolver forward for an internal one
+    guard += [f'iifname "{n.bridge}" ip saddr != {n.subnet} drop' for n in networks]
     guard.append('iifname != "lo" ip daddr . meta l4proto . th dport @loopback-publishes drop')
     lookup_any = "dnat ip to meta l4proto . th dport map @publish-any"
     lookup_addr = "dnat ip to ip daddr . meta l4proto . th dport map @publish-addr"
-    prerouting = [
+    resolvers = sorted(f'"{n.bridge}" . {n.gateway}' for n in networks if n.gateway is not None)
+    # a container's DNS query to its gateway is the embedded resolver's, even when a container publishes port 53
+    # on every address (a DNS server such as pi-hole): no DNAT for it
+    prerouting = ["meta l4proto { tcp, udp } th dport 53 iifname . ip daddr @resolvers return"] if resolvers else []
+    prerouting += [
         f"fib daddr type local ip daddr != 127.0.0.0/8 {lookup_any}",
         f"fib daddr type local ip daddr != 127.0.0.0/8 {lookup_addr}",
     ]
@@ -687,6 +710,8 @@ def render(
         *_map("publish-addr", "ipv4_addr . inet_proto . inet_service", "ipv4_addr . inet_service", addr_elements),
         "",
         *_map("loopback-publishes", "ipv4_addr . inet_proto . inet_service", None, loopback_elements),
+        "",
+        *_map("resolvers", "ifname . ipv4_addr", None, resolvers),
         "",
         *_chain("guard", "type filter hook prerouting priority raw; policy accept;", guard),
         "",
@@ -809,6 +834,7 @@ def networks_from_record(rows: list[Mapping[str, Any]]) -> list[FirewallNetwork]
             internal=bool(row["internal"]),
             icc=bool(row["icc"]),
             masquerade=bool(row["masquerade"]),
+            gateway=IPv4Address(row["gateway"]) if row.get("gateway") else None,
         )
         for row in rows
     ]

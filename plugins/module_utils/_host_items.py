@@ -72,6 +72,7 @@ def host_items(topology: Topology, inventory_hostname: str, peers: dict[str, str
                     "internal": network.internal,
                     "icc": network.icc,
                     "masquerade": network.masquerade,
+                    "gateway": str(network.gateway),
                 }
             )
 

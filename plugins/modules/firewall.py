@@ -58,6 +58,12 @@ options:
         description: SNAT to the outgoing address for traffic leaving through an interface that is not a wharf bridge.
         type: bool
         default: true
+      gateway:
+        description:
+          - The network's gateway address, where the embedded resolver (M(wharf.network.container_dns)) answers it.
+          - DNS (port 53) from the network to its gateway is then never DNATed, even when a publish takes port 53 on
+            every address, and the resolver's own sockets there do not count as a host process holding the port.
+        type: str
   publishes:
     description:
       - Published ports, keyed by host address, protocol and port (a publish without a host port by its target).
@@ -180,6 +186,7 @@ NETWORK_OPTIONS = {
     "internal": {"type": "bool", "default": False},
     "icc": {"type": "bool", "default": True},
     "masquerade": {"type": "bool", "default": True},
+    "gateway": {"type": "str"},
 }
 
 

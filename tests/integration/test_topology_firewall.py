@@ -9,6 +9,8 @@ container subnets, so only the firewall can stop it. Servers in every container 
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -188,3 +190,49 @@ def test_teardown_removes_the_table(lab):
     tables = book.sandbox.sh("nft list tables").stdout.splitlines()
     assert "table inet wharf" not in tables and "table inet wharf-user" not in tables, tables
     assert book.sandbox.sh("test -e /run/wharf/firewall.json", check=False).returncode != 0
+
+
+SPOOF = """
+import socket, sys, time
+sys.path.insert(0, sys.argv[1])
+from netpeer import netns
+listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+listener.bind((sys.argv[2], 9999))  # on the host: vault's gateway
+listener.settimeout(1.0)
+with netns("vault"):
+    for source in (sys.argv[3], sys.argv[4]):  # vault's own address, then app's address on another network
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.setsockopt(socket.SOL_IP, 19, 1)  # IP_TRANSPARENT: bind an address this namespace does not have
+        sender.bind((source, 0))
+        sender.sendto(b"hello", (sys.argv[2], 9999))
+seen = []
+try:
+    while True:
+        seen.append(listener.recvfrom(64)[1][0])
+except socket.timeout:
+    pass
+print(" ".join(seen))
+"""
+
+
+def test_a_forged_source_address_does_not_enter_from_a_network(lab):
+    """A container on the internal network posing as a container of another network (the resolver and the
+    forward chain decide by source address) is dropped where it enters, whatever rp_filter says."""
+    book, _helper = lab
+    book.sandbox.sh("sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.br-secret.rp_filter=0")
+    argv = [sys.executable, "-c", shlex.quote(SPOOF), str(Path(__file__).parent), "10.63.0.1", VAULT, APP_FRONT]
+    assert book.sandbox.sh(" ".join(argv)).stdout.split() == [VAULT], "only the real source arrives"
+    book.sandbox.sh("nft delete table inet wharf")  # the guard is what stops it: without the table it arrives
+    assert book.sandbox.sh(" ".join(argv)).stdout.split() == [VAULT, APP_FRONT]
+
+
+def test_a_published_dns_port_does_not_take_the_containers_own_resolver(lab):
+    """A container publishing port 53 on every address (a DNS server such as pi-hole) gets the outside's queries;
+    the other containers' queries to their gateway still reach the embedded resolver."""
+    book, helper = lab
+    web = dict(TOPOLOGY["containers"]["web"], ports=["8080:80", "53:53/udp"])
+    rc, output, _recap = book.run(with_changes(web=web), "--skip-tags", "report")
+    assert rc == 0, output  # the resolver's own socket on the gateway's port 53 is no conflict
+    assert helper.probe({"outside->53/udp": ("outside", "udp", HOST, 53)}) == {"outside->53/udp": f"web {OUTSIDE}"}
+    answer = book.sandbox.sh("ip netns exec app getent hosts web", check=False)
+    assert answer.stdout.split()[:1] == [WEB], answer

@@ -376,7 +376,14 @@ def test_firewall_networks_are_the_bridged_networks_of_the_host():
     networks = items_for(FLEET, "node1")["firewall_networks"]
     assert [n["bridge"] for n in networks] == ["br-back", "wharf0", "br-front", "br-over"]
     back = by_name(networks, bridge="br-back")
-    assert back == {"bridge": "br-back", "subnet": "172.29.0.0/24", "internal": True, "icc": True, "masquerade": False}
+    assert back == {
+        "bridge": "br-back",
+        "subnet": "172.29.0.0/24",
+        "internal": True,
+        "icc": True,
+        "masquerade": False,
+        "gateway": "172.29.0.1",
+    }
     assert by_name(networks, bridge="br-front")["masquerade"] is True
 
 

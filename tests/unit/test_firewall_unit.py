@@ -253,7 +253,12 @@ def test_render_networks():
     assert not any("172.29.0.0/24" in rule for rule in postrouting), "internal: no NAT at all"
     assert not any("10.9.0.0/24 oifname" in rule for rule in postrouting), "masquerade false"
     assert 'oifname "br-q" ip saddr 10.9.0.0/24 ct status dnat masquerade' in postrouting, "hairpin stays"
-    assert chain(text, "guard")[1] == "iifname @bridges ip daddr 127.0.0.0/8 drop"
+    assert chain(text, "guard")[1:5] == [
+        "iifname @bridges ip daddr 127.0.0.0/8 drop",
+        'iifname "br-back" ip saddr != 172.29.0.0/24 drop',
+        'iifname "br-front" ip saddr != 172.28.0.0/24 drop',
+        'iifname "br-q" ip saddr != 10.9.0.0/24 drop',
+    ], "a forged source address never enters from a network"
 
 
 def test_render_publishes():
@@ -494,3 +499,20 @@ def test_fast_port_parse_agrees_with_the_general_parser(spec):
 )
 def test_other_port_shapes_go_to_the_general_parser(spec):
     assert fw._simple_port(spec) is None
+
+
+def test_dns_to_the_gateway_is_never_taken_by_a_publish():
+    networks = [{**FRONT, "gateway": "172.28.0.1"}, BACK]
+    text = render(networks, [{"address": "172.28.0.10", "port": "53:53/udp"}])
+    assert chain(text, "prerouting")[1] == "meta l4proto { tcp, udp } th dport 53 iifname . ip daddr @resolvers return"
+    assert '"br-front" . 172.28.0.1' in text
+    assert "@resolvers" not in render([FRONT], []), "no gateway given: no exception"
+
+
+def test_gateway_must_be_in_the_subnet():
+    with pytest.raises(ValidationError) as caught:
+        fw.parse_networks([{**FRONT, "gateway": "10.0.0.1"}, {**BACK, "gateway": "nope"}])
+    assert caught.value.errors == [
+        "networks[0].gateway 10.0.0.1 is not in networks[0].subnet 172.28.0.0/24",
+        "networks[1].gateway 'nope' is not an IPv4 address",
+    ]

@@ -327,6 +327,9 @@ class FirewallResource:
             or (p.published is not None and p.host_key not in applied)
         ]
         listeners = read_listeners() if fresh else []
+        # the embedded resolver on a gateway's port 53 is ours, and its queries are never DNATed (set resolvers)
+        resolvers = {n.gateway for n in networks if n.gateway is not None}
+        listeners = [x for x in listeners if not (x.port == 53 and x.address in resolvers)]
         owners = None
         if any(listener.covers(p) for listener in listeners for p in fresh):
             owners = socket_owners({listener.inode for listener in listeners})
