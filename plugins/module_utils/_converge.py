@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.wharf.network.plugins.module_utils._dns_daemon import DnsResult, dns_converge
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
 from ansible_collections.wharf.network.plugins.module_utils._host_items import host_items, overlay_errors
 from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets, netns_path
@@ -46,6 +47,7 @@ class ConvergeResult:
     after: list[str] = field(default_factory=list)
     containers: list[dict[str, Any]] = field(default_factory=list)
     remote_containers: list[dict[str, Any]] = field(default_factory=list)
+    dns: dict[str, Any] = field(default_factory=dict)  # the embedded DNS step's summary, when it ran
     publishes: list[dict[str, Any]] = field(default_factory=list)
     applied: int = 0  # changes really made so far (0 in check mode)
 
@@ -61,6 +63,9 @@ class ConvergeResult:
             self.before.append(diff["before"])
             self.after.append(diff["after"])
 
+
+# runs a command for the DNS step: argv -> (rc, stdout, stderr)
+DnsRunner = Callable[[list[str]], tuple]
 
 # (step name, a callable building the resource from the run's sockets)
 Step = tuple[str, Callable[[NamespaceSockets], Any]]
@@ -113,12 +118,16 @@ def converge(
     nft_binary: str = "nft",
     record_dir: str = RECORD_DIR,
     peers: dict[str, str] | None = None,
+    dns: DnsRunner | None = None,
+    resolv_conf: str = "/etc/resolv.conf",
 ) -> ConvergeResult:
     """Validate everything first (ValidationError with every problem), then converge step by step.
 
     `run(argv, data)` runs the `nft` program (AnsibleModule.run_command in the module); None leaves the
     firewall alone. `peers` maps inventory hostnames (this one included) to underlay addresses; with it,
-    overlay networks are joined across hosts over VXLAN. Pass `result` to keep what was done when a later step fails.
+    overlay networks are joined across hosts over VXLAN. `dns(argv)` runs commands for the embedded DNS
+    (`container_dns`'s work, done here as the last step so a role pays one module call, not two); None leaves
+    DNS alone. Pass `result` to keep what was done when a later step fails.
     """
     try:
         model = parse_topology(topology)
@@ -144,6 +153,9 @@ def converge(
     firewall = _firewall(items, run, nft_binary, record_dir, vxlan_peers, peers.get(host))
     if firewall is not None:
         firewall.validate()  # publish clashes and ports host processes hold: refused before the first change
+    if dns is not None:
+        # files wharf did not write, dnspython missing: refused before the first change (a plan, nothing applied)
+        dns_converge(topology, host, True, resolv_conf, run=dns)
     result = result if result is not None else ConvergeResult()
     result.containers = items["containers"]
     result.remote_containers = items["remote_containers"]
@@ -173,7 +185,31 @@ def converge(
                     resource.close()
     if firewall is not None:
         result.publishes = firewall.report()["publishes"]  # with the ports free-port requests got
+    if dns is not None:
+        _dns_step(topology, host, check_mode, resolv_conf, dns, result)
     return result
+
+
+def _dns_step(
+    topology: Any, host: str, check_mode: bool, resolv_conf: str, run: DnsRunner, result: ConvergeResult
+) -> None:
+    """The embedded DNS, last: the gateways it listens on exist by now."""
+    dns_result = DnsResult()
+    try:
+        dns_converge(topology, host, check_mode, resolv_conf, result=dns_result, run=run)
+    except (ValidationError, WharfError, OSError) as exc:
+        detail = "; ".join(exc.errors) if isinstance(exc, ValidationError) else str(exc)
+        result.applied += dns_result.plan.applied
+        raise WharfError(f"step 'dns': {detail} (after {result.applied} changes were applied)") from None
+    finally:
+        result.record("dns", dns_result.plan)
+    result.applied += dns_result.plan.applied
+    result.dns = {
+        "listen": dns_result.listen,
+        "views": dns_result.views,
+        "clients": dns_result.clients,
+        "pid": dns_result.pid,
+    }
 
 
 def _has_overlay_container(model: Any, host: str) -> bool:

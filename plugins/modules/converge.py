@@ -45,6 +45,18 @@ options:
       - Without it (or without this host in it), overlay networks are local bridges, and VXLAN devices
         wharf.network left on the host (from an earlier run with peers) are removed.
     type: dict
+  dns:
+    description:
+      - Also give the containers the embedded DNS, as a last step: what M(wharf.network.container_dns) does (the
+        resolver daemon started, reloaded or restarted as needed, each container's C(/etc/netns/NAME/resolv.conf)
+        and C(hosts)), in this same call. The role sets it, saving a second module call per host.
+      - Its problems (a file wharf.network did not write, dnspython missing) are refused before anything changes.
+    type: bool
+    default: false
+  resolv_conf:
+    description: With O(dns), the host resolver configuration whose servers and search list the containers inherit.
+    type: path
+    default: /etc/resolv.conf
 attributes:
   check_mode:
     support: full
@@ -99,6 +111,11 @@ remote_containers:
   returned: success
   type: list
   elements: dict
+dns:
+  description: With O(dns), the resolver's addresses, number of views and clients, and process id (as
+    M(wharf.network.container_dns) returns them); empty otherwise.
+  returned: success
+  type: dict
 publishes:
   description: Every published port of this host, with the host port a request without one got (stable across runs).
   returned: success
@@ -121,6 +138,8 @@ def main() -> None:
             "topology": {"type": "dict", "required": True},
             "host": {"type": "str", "required": True},
             "peers": {"type": "dict"},
+            "dns": {"type": "bool", "default": False},
+            "resolv_conf": {"type": "path", "default": "/etc/resolv.conf"},
         },
         supports_check_mode=True,
     )
@@ -131,6 +150,9 @@ def main() -> None:
         def run_nft(argv: list[str], data: str | None = None) -> tuple:
             return module.run_command(argv, data=data)
 
+        def run_dns(argv: list[str]) -> tuple:
+            return module.run_command(argv, check_rc=False)
+
         converge(
             module.params["topology"],
             module.params["host"],
@@ -139,6 +161,8 @@ def main() -> None:
             run_nft,
             nft,
             peers=module.params["peers"],
+            dns=run_dns if module.params["dns"] else None,
+            resolv_conf=module.params["resolv_conf"],
         )
     except ValidationError as exc:
         module.fail_json(
@@ -153,6 +177,7 @@ def main() -> None:
         "containers": result.containers,
         "remote_containers": result.remote_containers,
         "publishes": result.publishes,
+        "dns": result.dns,
     }
     if module._diff and result.changed:
         output["diff"] = {"before": "".join(result.before), "after": "".join(result.after)}
