@@ -47,9 +47,10 @@ options:
     type: dict
   dns:
     description:
-      - Also give the containers the embedded DNS, as a last step: what M(wharf.network.container_dns) does (the
-        resolver daemon started, reloaded or restarted as needed, each container's C(/etc/netns/NAME/resolv.conf)
-        and C(hosts)), in this same call. The role sets it, saving a second module call per host.
+      - Also give the containers the embedded DNS as a last step, doing in this same call what
+        M(wharf.network.container_dns) does (the resolver daemon started, reloaded or restarted as needed, each
+        container's C(/etc/netns/NAME/resolv.conf) and C(hosts)). The role sets it, saving a second module call
+        per host.
       - Its problems (a file wharf.network did not write, dnspython missing) are refused before anything changes.
     type: bool
     default: false
