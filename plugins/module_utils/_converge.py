@@ -34,7 +34,7 @@ from ansible_collections.wharf.network.plugins.module_utils._resources.ip_addr i
 from ansible_collections.wharf.network.plugins.module_utils._resources.netns import NetnsResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.veth import VethResource
 from ansible_collections.wharf.network.plugins.module_utils._resources.vxlan import VxlanResource
-from ansible_collections.wharf.network.plugins.module_utils._topology import TopologyError, parse_topology
+from ansible_collections.wharf.network.plugins.module_utils._topology import Topology, TopologyError, parse_topology
 
 
 @dataclass
@@ -155,7 +155,7 @@ def converge(
         firewall.validate()  # publish clashes and ports host processes hold: refused before the first change
     if dns is not None:
         # files wharf did not write, dnspython missing: refused before the first change (a plan, nothing applied)
-        dns_converge(topology, host, True, resolv_conf, run=dns)
+        dns_converge(topology, host, True, resolv_conf, run=dns, model=model)
     result = result if result is not None else ConvergeResult()
     result.containers = items["containers"]
     result.remote_containers = items["remote_containers"]
@@ -186,17 +186,17 @@ def converge(
     if firewall is not None:
         result.publishes = firewall.report()["publishes"]  # with the ports free-port requests got
     if dns is not None:
-        _dns_step(topology, host, check_mode, resolv_conf, dns, result)
+        _dns_step(model, host, check_mode, resolv_conf, dns, result)
     return result
 
 
 def _dns_step(
-    topology: Any, host: str, check_mode: bool, resolv_conf: str, run: DnsRunner, result: ConvergeResult
+    model: Topology, host: str, check_mode: bool, resolv_conf: str, run: DnsRunner, result: ConvergeResult
 ) -> None:
     """The embedded DNS, last: the gateways it listens on exist by now."""
     dns_result = DnsResult()
     try:
-        dns_converge(topology, host, check_mode, resolv_conf, result=dns_result, run=run)
+        dns_converge(None, host, check_mode, resolv_conf, result=dns_result, run=run, model=model)
     except (ValidationError, WharfError, OSError) as exc:
         detail = "; ".join(exc.errors) if isinstance(exc, ValidationError) else str(exc)
         result.applied += dns_result.plan.applied

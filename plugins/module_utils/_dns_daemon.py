@@ -44,7 +44,7 @@ from ansible_collections.wharf.network.plugins.module_utils._dns_state import (
 )
 from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
 from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
-from ansible_collections.wharf.network.plugins.module_utils._topology import TopologyError, parse_topology
+from ansible_collections.wharf.network.plugins.module_utils._topology import Topology, TopologyError, parse_topology
 
 STATE_DIR = "/run/wharf/dns"
 UNIT_NAME = "wharf-dns.service"
@@ -359,15 +359,17 @@ def dns_converge(
     netns_etc: str | None = None,
     result: DnsResult | None = None,
     run: Run | None = None,
+    model: Topology | None = None,
 ) -> DnsResult:
     """Plan (and unless ``check_mode`` apply) the resolver and the per-container files of ``host``.
 
     Raises ValidationError before anything changes when the topology is invalid, a managed file would replace
     one wharf.network did not write, or dnspython is missing while a resolver is needed."""
-    try:
-        model = parse_topology(topology)
-    except TopologyError as exc:
-        raise ValidationError(list(exc.errors)) from None
+    if model is None:  # `converge` passes the model it parsed already
+        try:
+            model = parse_topology(topology)
+        except TopologyError as exc:
+            raise ValidationError(list(exc.errors)) from None
     paths = paths or Paths()
     run = run or _run
     result = result if result is not None else DnsResult()

@@ -47,6 +47,16 @@ def item(fleet, index: int, others: list[int], **extra) -> dict:
     }
 
 
+def joined_pair(fleet):
+    """Two hosts, each with c1/c2 on br0, joined by the overlay (each module call must change something)."""
+    one, two = fleet.add(1), fleet.add(2)
+    build_host(one, 1)
+    build_host(two, 2)
+    assert one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}).changed
+    assert two.module("overlay_vxlan", {"vxlans": [item(fleet, 2, [1])]}).changed
+    return one, two
+
+
 def fdb(host) -> list[str]:
     entries = json.loads(host.sh("bridge -j fdb show dev vx-4242").stdout)
     return sorted(f"{e['mac']} dst {e['dst']}" for e in entries if "dst" in e)
@@ -124,11 +134,7 @@ def test_two_hosts_reach_each_other_over_a_static_overlay(fleet):
 
 def test_a_routed_sender_gets_frag_needed_at_the_overlay_mtu(fleet):
     """Traffic routed into the overlay from a 1500-byte link: DF at 1450 passes, 1451 gets ICMP frag needed."""
-    one, two = fleet.add(1), fleet.add(2)
-    build_host(one, 1)
-    build_host(two, 2)
-    assert one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}).changed
-    assert two.module("overlay_vxlan", {"vxlans": [item(fleet, 2, [1])]}).changed
+    one, two = joined_pair(fleet)
     # a client behind node1 with a 1500-byte link, routed by node1 into the overlay network
     one.sh(
         "ip netns add client && ip link add vclient type veth peer name eth0 netns client"
@@ -201,11 +207,7 @@ def test_hosts_and_containers_that_leave_are_removed_from_the_tables(fleet):
 def test_drift_is_predicted_in_check_mode_and_repaired(fleet):
     """A device set down, a neighbour entry deleted and port learning turned back on by hand: check mode names
     exactly what the real run then repairs, and the run after that changes nothing."""
-    one, two = fleet.add(1), fleet.add(2)
-    build_host(one, 1)
-    build_host(two, 2)
-    assert one.module("overlay_vxlan", {"vxlans": [item(fleet, 1, [2])]}).changed
-    assert two.module("overlay_vxlan", {"vxlans": [item(fleet, 2, [1])]}).changed
+    one, _two = joined_pair(fleet)
     one.sh(
         "ip neigh del 10.10.0.12 dev vx-4242 && ip link set vx-4242 type bridge_slave learning on"
         " && ip link set vx-4242 down"

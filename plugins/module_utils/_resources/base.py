@@ -4,6 +4,7 @@ the flags that shape the plan."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,19 @@ class Resource:
         self.specs = type(self).parse(items, default_namespace)
         self.state = state
         self.exclusive = exclusive
+
+    def _deleter(self, namespace: str | None, link: Any) -> Callable[[], None]:
+        """The apply step deleting `link` by index. Already gone (with its peer, or its namespace) is what was
+        wanted, as CNI's DEL treats it."""
+
+        def delete() -> None:
+            try:
+                self.sockets.get(namespace).del_link(link.index)
+            except OSError as exc:
+                if exc.errno != errno.ENODEV:
+                    raise
+
+        return delete
 
 
 class NamespacedSpec:

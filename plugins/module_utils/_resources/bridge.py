@@ -203,12 +203,6 @@ class BridgeResource(Resource):
         if "forwarding" in differs:
             write_forwarding(namespace, link.name, bool(differs["forwarding"]))
 
-    def _deleter(self, namespace: str | None, link: Link):
-        def delete() -> None:
-            self.sockets.get(namespace).del_link(link.index)
-
-        return delete
-
     def report(self) -> list[dict[str, Any]]:
         return [
             {"name": s.name, "namespace": s.namespace, **_wanted_fields(s), "state": self.state} for s in self.specs

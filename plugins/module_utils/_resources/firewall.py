@@ -291,6 +291,8 @@ class FirewallResource:
         self.drift: str | None = None
         self.rendered: str | None = None
         self.remove_all = state == "absent" and networks is None and publishes is None
+        # (the record validate() read and computed the desired state from,) once it ran
+        self._validated: tuple[Record | None] | None = None
         # the converge of a host on an overlay underlay: VXLAN to its underlay address (vxlan_local) is
         # accepted from these addresses only
         self.vxlan_peers = sorted(vxlan_peers) if vxlan_peers is not None and vxlan_local is not None else None
@@ -348,13 +350,19 @@ class FirewallResource:
     def validate(self) -> None:
         """Every input error and conflict (clashes, host listeners, internal targets), raised as one
         ValidationError: a converge calls this before its first step, so nothing changes on a bad publish."""
-        self._desired(read_record(self.record_dir))
+        record = read_record(self.record_dir)
+        self._desired(record)
+        self._validated = (record,)
 
     # --- plan ----------------------------------------------------------------------------------------
 
     def plan(self) -> Plan:
-        record = read_record(self.record_dir)
-        self._desired(record)  # every input error and conflict, before anything is looked at or changed
+        if self._validated is not None:
+            # validated earlier in this run (the record is ours alone, the steps in between do not touch it)
+            (record,) = self._validated
+        else:
+            record = read_record(self.record_dir)
+            self._desired(record)  # every input error and conflict, before anything is looked at or changed
         plan = FirewallPlan()
         tables = self.nft.tables()
         ours = (fw.FAMILY, fw.TABLE) in tables

@@ -8,7 +8,6 @@ and one netlink request per pair.
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -401,16 +400,6 @@ class VethResource(Resource):
         if "up" in differs:
             rtnl.set_link(end.index, up=bool(differs["up"]))
             peer_rtnl.set_link(peer.index, up=bool(differs["up"]))
-
-    def _deleter(self, namespace: str | None, end: Link):
-        def delete() -> None:
-            try:
-                self.sockets.get(namespace).del_link(end.index)
-            except OSError as exc:
-                if exc.errno != errno.ENODEV:  # gone with its peer's namespace: what we wanted
-                    raise
-
-        return delete
 
     def report(self) -> list[dict[str, Any]]:
         return [

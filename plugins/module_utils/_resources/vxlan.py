@@ -442,14 +442,6 @@ class VxlanResource(Resource):
             address, _lladdr, mac = entry.split()
             rtnl.set_neighbour(index, address, mac)
 
-    def _deleter(self, namespace: str | None, link: Link):
-        """The apply step deleting `link` (its entries go with it)."""
-
-        def delete() -> None:
-            self.sockets.get(namespace).del_link(link.index)
-
-        return delete
-
     def report(self) -> list[dict[str, Any]]:
         """The devices as asked for, with the tables a successful run leaves them (what the module returns)."""
         return [
