@@ -36,10 +36,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.wharf.network.plugins.module_utils import _sandbox
-from ansible_collections.wharf.network.plugins.module_utils._dns_daemon import render_state
-from ansible_collections.wharf.network.plugins.module_utils._dns_state import HostResolvConf, resolver_state
-from ansible_collections.wharf.network.plugins.module_utils._topology import parse_topology
+from ansible_collections.wharf.network.plugins.module_utils._dns.daemon import render_state
+from ansible_collections.wharf.network.plugins.module_utils._dns.state import HostResolvConf, resolver_state
+from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import parse_topology
 
 STATE, PIDFILE = "/run/wharf/dns/state.json", "/run/wharf/dns/resolver.pid"
 DNSMASQ = "dnsmasq -k --log-facility=- --user=root --no-resolv --no-hosts --domain-needed --bind-interfaces"

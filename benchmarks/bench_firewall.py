@@ -39,8 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.wharf.network.plugins.module_utils import _firewall as fw
-from ansible_collections.wharf.network.plugins.module_utils import _sandbox
+from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
+from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
 
 MODULE = REPO / "plugins" / "modules" / "firewall.py"
 SUBNET = ipaddress.ip_network("10.88.0.0/16")
@@ -85,7 +85,7 @@ import json, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, sys.argv[2])
 from bench_firewall import BRIDGE, SUBNET, publishes
-from ansible_collections.wharf.network.plugins.module_utils._resources.firewall import FirewallResource
+from ansible_collections.wharf.network.plugins.module_utils._firewall.resource import FirewallResource
 
 def run(argv, data=None):
     proc = subprocess.run(argv, input=data, capture_output=True, text=True, check=False)

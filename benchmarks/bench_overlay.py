@@ -49,7 +49,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.wharf.network.plugins.module_utils import _sandbox
+from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
 
 BIN = Path(sys.executable).parent
 RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)

@@ -60,8 +60,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.wharf.network.plugins.filter.topology import wharf_host_items, wharf_topology_errors
-from ansible_collections.wharf.network.plugins.module_utils import _firewall as fw
-from ansible_collections.wharf.network.plugins.module_utils import _sandbox
+from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
+from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
 
 MODULES = REPO / "plugins" / "modules"
 BIN = Path(sys.executable).parent

@@ -75,7 +75,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection.local import Connection as LocalConnection
 from ansible.utils.display import Display
 
-from ansible_collections.wharf.network.plugins.module_utils._sandbox import SandboxHost, get
+from ansible_collections.wharf.network.plugins.module_utils._lab.sandbox import SandboxHost, get
 
 display = Display()
 

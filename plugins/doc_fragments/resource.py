@@ -23,7 +23,7 @@ options:
     default: false
 notes:
   - Needs root and Python 3.11 or later (Debian 12 has it) on the managed host, nothing else. The collection
-    speaks rtnetlink itself; C(plugins/module_utils/_rtnl.py) says why not pyroute2.
+    speaks rtnetlink itself; C(plugins/module_utils/_kernel/rtnl.py) says why not pyroute2.
   - Every item is validated before anything changes; all problems are reported at once.
   - Objects created by the collection are marked as its own (interface alias C(wharf.network), or a marker file
     under C(/run/wharf)); removal and O(exclusive) never touch anything else.

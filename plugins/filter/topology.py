@@ -12,8 +12,8 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.wharf.network.plugins.module_utils._host_items import ITEM_LISTS, host_items
-from ansible_collections.wharf.network.plugins.module_utils._topology import (
+from ansible_collections.wharf.network.plugins.module_utils._model.host_plan import ITEM_LISTS, host_items
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import (
     TopologyError,
     parse_topology,
     topology_errors,

@@ -17,24 +17,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._dns_daemon import DnsResult, dns_converge
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
-from ansible_collections.wharf.network.plugins.module_utils._host_items import host_items, overlay_errors
-from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets, netns_path
-from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
-from ansible_collections.wharf.network.plugins.module_utils._resources.bridge import BridgeResource
-from ansible_collections.wharf.network.plugins.module_utils._resources.firewall import (
+from ansible_collections.wharf.network.plugins.module_utils._dns.daemon import DnsResult, dns_converge
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
+from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._firewall.resource import (
     RECORD_DIR,
     RECORD_NAME,
     FirewallResource,
     Runner,
     read_record,
 )
-from ansible_collections.wharf.network.plugins.module_utils._resources.ip_addr import IpAddrResource
-from ansible_collections.wharf.network.plugins.module_utils._resources.netns import NetnsResource
-from ansible_collections.wharf.network.plugins.module_utils._resources.veth import VethResource
-from ansible_collections.wharf.network.plugins.module_utils._resources.vxlan import VxlanResource
-from ansible_collections.wharf.network.plugins.module_utils._topology import Topology, TopologyError, parse_topology
+from ansible_collections.wharf.network.plugins.module_utils._kernel.addresses import IpAddrResource
+from ansible_collections.wharf.network.plugins.module_utils._kernel.bridge import BridgeResource
+from ansible_collections.wharf.network.plugins.module_utils._kernel.namespace import NamespaceSockets, netns_path
+from ansible_collections.wharf.network.plugins.module_utils._kernel.netns import NetnsResource
+from ansible_collections.wharf.network.plugins.module_utils._kernel.veth import VethResource
+from ansible_collections.wharf.network.plugins.module_utils._kernel.vxlan import VxlanResource
+from ansible_collections.wharf.network.plugins.module_utils._model.host_plan import host_items, overlay_errors
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import (
+    Topology,
+    TopologyError,
+    parse_topology,
+)
 
 
 @dataclass

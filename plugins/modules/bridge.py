@@ -98,8 +98,8 @@ bridges:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wharf.network.plugins.module_utils._module import COMMON_ARGUMENT_SPEC, run_resource
-from ansible_collections.wharf.network.plugins.module_utils._resources.bridge import BridgeResource
+from ansible_collections.wharf.network.plugins.module_utils._engine.module import COMMON_ARGUMENT_SPEC, run_resource
+from ansible_collections.wharf.network.plugins.module_utils._kernel.bridge import BridgeResource
 
 
 def main() -> None:

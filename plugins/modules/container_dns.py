@@ -100,8 +100,8 @@ pid:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wharf.network.plugins.module_utils._dns_daemon import DnsResult, dns_converge
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
+from ansible_collections.wharf.network.plugins.module_utils._dns.daemon import DnsResult, dns_converge
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
 
 
 def main() -> None:

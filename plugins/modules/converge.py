@@ -130,7 +130,7 @@ publishes:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.wharf.network.plugins.module_utils._converge import ConvergeResult, converge
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
 
 
 def main() -> None:

@@ -94,8 +94,8 @@ namespaces:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wharf.network.plugins.module_utils._module import COMMON_ARGUMENT_SPEC, run_resource
-from ansible_collections.wharf.network.plugins.module_utils._resources.netns import NetnsResource
+from ansible_collections.wharf.network.plugins.module_utils._engine.module import COMMON_ARGUMENT_SPEC, run_resource
+from ansible_collections.wharf.network.plugins.module_utils._kernel.netns import NetnsResource
 
 
 def main() -> None:

@@ -156,8 +156,8 @@ vxlans:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wharf.network.plugins.module_utils._module import COMMON_ARGUMENT_SPEC, run_resource
-from ansible_collections.wharf.network.plugins.module_utils._resources.vxlan import VxlanResource
+from ansible_collections.wharf.network.plugins.module_utils._engine.module import COMMON_ARGUMENT_SPEC, run_resource
+from ansible_collections.wharf.network.plugins.module_utils._kernel.vxlan import VxlanResource
 
 
 def main() -> None:

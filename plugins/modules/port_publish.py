@@ -110,8 +110,8 @@ publishes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wharf.network.plugins.module_utils._module import COMMON_ARGUMENT_SPEC, run_resource
-from ansible_collections.wharf.network.plugins.module_utils._resources.firewall import PUBLISH_OPTIONS, FirewallResource
+from ansible_collections.wharf.network.plugins.module_utils._engine.module import COMMON_ARGUMENT_SPEC, run_resource
+from ansible_collections.wharf.network.plugins.module_utils._firewall.resource import PUBLISH_OPTIONS, FirewallResource
 
 
 def main() -> None:

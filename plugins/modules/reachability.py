@@ -122,8 +122,8 @@ import dataclasses
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wharf.network.plugins.module_utils._probe import Probe, run_probes
-from ansible_collections.wharf.network.plugins.module_utils._report import expected_probes, render
+from ansible_collections.wharf.network.plugins.module_utils._lab.probe import Probe, run_probes
+from ansible_collections.wharf.network.plugins.module_utils._lab.report import expected_probes, render
 
 
 def main() -> None:

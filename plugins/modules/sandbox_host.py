@@ -127,7 +127,7 @@ import ipaddress
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wharf.network.plugins.module_utils._sandbox import (
+from ansible_collections.wharf.network.plugins.module_utils._lab.sandbox import (
     SandboxError,
     create,
     destroy,

@@ -121,8 +121,8 @@ veths:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wharf.network.plugins.module_utils._module import COMMON_ARGUMENT_SPEC, run_resource
-from ansible_collections.wharf.network.plugins.module_utils._resources.veth import VethResource
+from ansible_collections.wharf.network.plugins.module_utils._engine.module import COMMON_ARGUMENT_SPEC, run_resource
+from ansible_collections.wharf.network.plugins.module_utils._kernel.veth import VethResource
 
 
 def main() -> None:

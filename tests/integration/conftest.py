@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / ".collections"
 sys.path.insert(0, str(COLLECTIONS))
 
-from ansible_collections.wharf.network.plugins.module_utils import _sandbox
+from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
 
 VENV_BIN = Path(sys.executable).parent
 TEST_PREFIX = "wt"

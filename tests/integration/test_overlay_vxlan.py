@@ -322,8 +322,8 @@ def test_identity_changes_remake_the_device_and_absent_removes_it(fleet):
 HALF_MADE = """
 import json, subprocess, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets
-from ansible_collections.wharf.network.plugins.module_utils._resources.vxlan import VxlanResource
+from ansible_collections.wharf.network.plugins.module_utils._kernel.namespace import NamespaceSockets
+from ansible_collections.wharf.network.plugins.module_utils._kernel.vxlan import VxlanResource
 with NamespaceSockets() as sockets:
     plan = VxlanResource(sockets, [json.loads(sys.argv[2])], "present", False).plan()
     subprocess.run(["ip", "link", "set", "br0", "name", "br9"], check=True)

@@ -25,7 +25,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.wharf.network.plugins.module_utils import _sandbox
+from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
 
 pytestmark = [
     pytest.mark.integration,

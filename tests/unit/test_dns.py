@@ -22,22 +22,22 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from ansible_collections.wharf.network.plugins.module_utils import _dns_server
-from ansible_collections.wharf.network.plugins.module_utils._dns_daemon import Paths, render_state, render_unit
-from ansible_collections.wharf.network.plugins.module_utils._dns_files import (
+from ansible_collections.wharf.network.plugins.module_utils._dns import server as _dns_server
+from ansible_collections.wharf.network.plugins.module_utils._dns.daemon import Paths, render_state, render_unit
+from ansible_collections.wharf.network.plugins.module_utils._dns.files import (
     FILE_MARK,
     container_files,
     hosts_text,
     plan_container_files,
     resolv_conf_text,
 )
-from ansible_collections.wharf.network.plugins.module_utils._dns_state import (
+from ansible_collections.wharf.network.plugins.module_utils._dns.state import (
     HostResolvConf,
     parse_resolv_conf,
     resolver_state,
 )
-from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
-from ansible_collections.wharf.network.plugins.module_utils._topology import parse_topology
+from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import parse_topology
 
 HOST_RESOLV = HostResolvConf(("192.0.2.53", "10.9.0.1"), ("example.test",), ("timeout:2", "ndots:3"))
 
@@ -370,8 +370,8 @@ def test_resolver_servfail_without_upstream(tmp_path: Path):
 
 
 def test_missing_dnspython_is_a_clear_error(monkeypatch, tmp_path: Path):
-    from ansible_collections.wharf.network.plugins.module_utils import _dns_daemon
-    from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+    from ansible_collections.wharf.network.plugins.module_utils._dns import daemon as _dns_daemon
+    from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
 
     assert _dns_daemon.dnspython_missing() is None
     monkeypatch.setitem(sys.modules, "dns.version", None)  # what an interpreter without dnspython sees
@@ -510,7 +510,7 @@ class FakeSystemd:
 
 
 def test_systemd_path_start_noop_reload_stop(tmp_path: Path, monkeypatch):
-    from ansible_collections.wharf.network.plugins.module_utils import _dns_daemon
+    from ansible_collections.wharf.network.plugins.module_utils._dns import daemon as _dns_daemon
 
     paths = Paths(str(tmp_path / "dns"))
     unit = tmp_path / "wharf-dns.service"
@@ -723,7 +723,7 @@ def test_stop_leaves_no_server_behind_even_when_it_does_not_die(tmp_path: Path, 
     """The supervisor and its server run as a process group; stop() kills what is left of the group once its wait
     is over (the server had outlived a supervisor killed mid-wait: an orphan sharing UDP :53). The server is
     SIGSTOPped so that SIGTERM cannot end it; no address to listen on, so no port is taken."""
-    from ansible_collections.wharf.network.plugins.module_utils import _dns_daemon
+    from ansible_collections.wharf.network.plugins.module_utils._dns import daemon as _dns_daemon
 
     monkeypatch.setattr(_dns_daemon, "STOP_TIMEOUT", 1.0)  # shorter than the supervisor's own wait for its server
     paths = Paths(str(tmp_path / "dns"))

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from ansible_collections.wharf.network.plugins.module_utils import _firewall as fw
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
-from ansible_collections.wharf.network.plugins.module_utils._resources import firewall as resource
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
+from ansible_collections.wharf.network.plugins.module_utils._firewall import resource
 
 FRONT = {"bridge": "br-front", "subnet": "172.28.0.0/24"}
 BACK = {"bridge": "br-back", "subnet": "172.29.0.0/24", "internal": True}

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from ansible_collections.wharf.network.plugins.module_utils._host_items import host_items, overlay_errors
-from ansible_collections.wharf.network.plugins.module_utils._topology import TopologyError, parse_topology
+from ansible_collections.wharf.network.plugins.module_utils._model.host_plan import host_items, overlay_errors
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import TopologyError, parse_topology
 
 PEERS = {"node1": "10.77.0.1", "node2": "10.77.0.2", "node3": "10.77.0.3"}
 
@@ -123,7 +123,7 @@ def test_two_overlays_with_one_vni_are_refused():
 
 
 def test_the_firewall_drops_vxlan_from_non_peers_only_on_overlay_hosts():
-    from ansible_collections.wharf.network.plugins.module_utils import _firewall as fw
+    from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
 
     networks = fw.parse_networks([{"bridge": "br-front", "subnet": "172.30.0.0/24"}])
     plain = fw.render(networks, [])
@@ -142,7 +142,7 @@ def test_the_firewall_drops_vxlan_from_non_peers_only_on_overlay_hosts():
 
 
 def test_underlay_port_names_are_stable_and_fit_an_interface_name():
-    from ansible_collections.wharf.network.plugins.module_utils._sandbox import underlay_port_name
+    from ansible_collections.wharf.network.plugins.module_utils._lab.sandbox import underlay_port_name
 
     assert underlay_port_name("node1") == underlay_port_name("node1")
     assert underlay_port_name("node1") != underlay_port_name("node2")
@@ -165,7 +165,7 @@ def test_peer_errors_name_the_host_and_the_bad_or_shared_address():
 
 def test_peer_errors_are_raised_before_the_kernel_is_read():
     from ansible_collections.wharf.network.plugins.module_utils._converge import converge
-    from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+    from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
 
     with pytest.raises(ValidationError) as caught:
         converge(TOPOLOGY, "node1", True, peers={"node1": "10.77.0.1", "node2": "10.77.0.1"})
@@ -176,7 +176,7 @@ def test_only_a_host_with_an_overlay_container_must_be_among_the_peers():
     """A shared inventory gives every host the overlay hosts' peers: a host with nothing on an overlay is simply
     not on it; one with an overlay container but no underlay address is an error."""
     from ansible_collections.wharf.network.plugins.module_utils._converge import _has_overlay_container, converge
-    from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
+    from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
 
     model = parse_topology(TOPOLOGY)
     assert _has_overlay_container(model, "node1")

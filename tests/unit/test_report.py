@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.wharf.network.plugins.module_utils._report import expected_probes, render
+from ansible_collections.wharf.network.plugins.module_utils._lab.report import expected_probes, render
 
 
 def endpoint(network, address, interface="eth0"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from ansible_collections.wharf.network.plugins.module_utils import _rtnl as r
+from ansible_collections.wharf.network.plugins.module_utils._kernel import rtnl as r
 
 
 def test_attributes_are_padded_to_four_bytes():

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ansible_collections.wharf.network.plugins.module_utils._rtnl import NetlinkError, Rtnl, attr, parse_attrs
+from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import NetlinkError, Rtnl, attr, parse_attrs
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_CTNETLINK = 1

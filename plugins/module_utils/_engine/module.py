@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
-from ansible_collections.wharf.network.plugins.module_utils._netlink import NamespaceSockets
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
+from ansible_collections.wharf.network.plugins.module_utils._kernel.namespace import NamespaceSockets
 
 COMMON_ARGUMENT_SPEC: dict[str, Any] = {
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},

@@ -7,7 +7,7 @@ the checks Docker users rely on (two publishes of one host port, a port a host p
 naming the publish, found before any change), the host ports of publishes that named none (derived from
 a hash, so they stay the same across runs), and the text of the whole table ``inet wharf`` for ``nft -f``.
 No kernel and no Ansible here, so every rule the collection writes is unit-tested; the resource that
-observes the kernel and swaps the table in is ``_resources/firewall.py``.
+observes the kernel and swaps the table in is ``_firewall/resource.py``.
 
 Table layout (``render``), one ``table inet wharf`` (inet: one table for both families; nat in inet
 tables works since Linux 5.2):
@@ -55,9 +55,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils import _validate as check
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
-from ansible_collections.wharf.network.plugins.module_utils._topology import PortMapping, _Parser
+from ansible_collections.wharf.network.plugins.module_utils._engine import validate as check
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import PortMapping, _Parser
 
 TABLE = "wharf"
 USER_TABLE = "wharf-user"

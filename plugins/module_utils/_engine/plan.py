@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._errors import WharfError, kernel_error
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import WharfError, kernel_error
 
 
 @dataclass

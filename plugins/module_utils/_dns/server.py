@@ -22,8 +22,8 @@ of the state file loaded, ``error``), which the module reads to confirm a reload
 
 Standard library and dnspython only: the module copies this file to the host and runs it with its own Python.
 
-    python _dns_server.py serve --state STATE.json --status STATUS.json
-    python _dns_server.py supervise --state ... --status ... --pidfile PIDFILE --log LOG
+    python server.py serve --state STATE.json --status STATUS.json
+    python server.py supervise --state ... --status ... --pidfile PIDFILE --log LOG
 """
 
 from __future__ import annotations

@@ -30,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils import _conntrack
-from ansible_collections.wharf.network.plugins.module_utils import _firewall as fw
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
-from ansible_collections.wharf.network.plugins.module_utils._plan import Change, Plan
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
+from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Change, Plan
+from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
+from ansible_collections.wharf.network.plugins.module_utils._kernel import conntrack as _conntrack
 
 RECORD_DIR = "/run/wharf"
 RECORD_NAME = "firewall.json"

@@ -27,13 +27,13 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils import _netlink as nl
-from ansible_collections.wharf.network.plugins.module_utils import _validate as check
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
-from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
-from ansible_collections.wharf.network.plugins.module_utils._resources.base import NamespacedSpec, Resource
-from ansible_collections.wharf.network.plugins.module_utils._resources.links import OWNER_MARK, Link, dump_links
-from ansible_collections.wharf.network.plugins.module_utils._rtnl import (
+from ansible_collections.wharf.network.plugins.module_utils._engine import validate as check
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._engine.resource import NamespacedSpec, Resource
+from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
+from ansible_collections.wharf.network.plugins.module_utils._kernel.link import OWNER_MARK, Link, dump_links
+from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import (
     AF_BRIDGE,
     NTF_SELF,
     NUD_NOARP,

@@ -16,7 +16,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from ansible_collections.wharf.network.plugins.module_utils import _netlink as nl
+from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
 
 ICMP_ECHO_REQUEST = 8
 ICMP_ECHO_REPLY = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._topology import (
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import (
     Container,
     Network,
     Topology,

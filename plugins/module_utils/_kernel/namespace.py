@@ -17,8 +17,8 @@ import errno
 import os
 from collections.abc import Callable, Iterator
 
-from ansible_collections.wharf.network.plugins.module_utils._errors import WharfError, kernel_error
-from ansible_collections.wharf.network.plugins.module_utils._rtnl import Rtnl
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import WharfError, kernel_error
+from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import Rtnl
 
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils import _netlink as nl
-from ansible_collections.wharf.network.plugins.module_utils import _validate as check
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, kernel_error
-from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
-from ansible_collections.wharf.network.plugins.module_utils._resources.base import NamespacedSpec, Resource
-from ansible_collections.wharf.network.plugins.module_utils._resources.links import dump_links
-from ansible_collections.wharf.network.plugins.module_utils._rtnl import RTN_UNICAST, RouteMessage, Rtnl
+from ansible_collections.wharf.network.plugins.module_utils._engine import validate as check
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, kernel_error
+from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._engine.resource import NamespacedSpec, Resource
+from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
+from ansible_collections.wharf.network.plugins.module_utils._kernel.link import dump_links
+from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import RTN_UNICAST, RouteMessage, Rtnl
 
 KIND = "ip_addr"
 RTPROT_KERNEL = 2

@@ -2,7 +2,7 @@
 """The topology model → this host's resolver state: who may ask, and what each asker may learn.
 
 Pure (no Ansible, no kernel, no DNS library): the ``container_dns`` module renders it to JSON and the resolver
-daemon (``_dns_server.py``) loads that JSON and precomputes its wire answers from it.
+daemon (``_dns/server.py``) loads that JSON and precomputes its wire answers from it.
 
 Why views: the answer depends on who asks (Docker's embedded resolver and aardvark-dns work the same way). An
 asker is known by its source address; the address gives the container, the container its networks, and every
@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._topology import Container, Topology
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import Container, Topology
 
 STATE_FORMAT = 1
 RECORD_TTL = 600  # seconds, Docker's embedded resolver uses the same

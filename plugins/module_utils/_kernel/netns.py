@@ -16,12 +16,12 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils import _netlink as nl
-from ansible_collections.wharf.network.plugins.module_utils import _validate as check
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError
-from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
-from ansible_collections.wharf.network.plugins.module_utils._resources.base import Resource
-from ansible_collections.wharf.network.plugins.module_utils._rtnl import IFF_UP, Rtnl
+from ansible_collections.wharf.network.plugins.module_utils._engine import validate as check
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._engine.resource import Resource
+from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
+from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import IFF_UP, Rtnl
 
 STATE_DIR = os.environ.get("WHARF_STATE_DIR", "/run/wharf")
 KIND = "netns"

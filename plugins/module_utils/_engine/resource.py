@@ -8,7 +8,7 @@ import errno
 from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils import _netlink as nl
+from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
 
 
 class Resource:

@@ -3,7 +3,7 @@
 
 What ``container_dns`` converges, in one plan (so check mode reports exactly what a run does):
 
-- the program: ``_dns_server.py`` copied from the collection to ``STATE_DIR/server.py`` (the module reads its own
+- the program: ``_dns/server.py`` copied from the collection to ``STATE_DIR/server.py`` (the module reads its own
   copy through the module loader, which works inside Ansible's zip), run with the module's own interpreter;
 - the state: ``STATE_DIR/state.json`` (``_dns_state.resolver_state``), written atomically;
 - the process: where systemd is PID 1, a unit ``wharf-dns.service`` (Restart=always, ExecReload=SIGHUP); elsewhere
@@ -30,21 +30,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils import _dns_server
-from ansible_collections.wharf.network.plugins.module_utils._dns_files import (
+from ansible_collections.wharf.network.plugins.module_utils._dns import server as _dns_server
+from ansible_collections.wharf.network.plugins.module_utils._dns.files import (
     container_files,
     plan_container_files,
     read_file,
     write_atomically,
 )
-from ansible_collections.wharf.network.plugins.module_utils._dns_state import (
+from ansible_collections.wharf.network.plugins.module_utils._dns.state import (
     HostResolvConf,
     parse_resolv_conf,
     resolver_state,
 )
-from ansible_collections.wharf.network.plugins.module_utils._errors import ValidationError, WharfError
-from ansible_collections.wharf.network.plugins.module_utils._plan import Plan
-from ansible_collections.wharf.network.plugins.module_utils._topology import Topology, TopologyError, parse_topology
+from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
+from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import (
+    Topology,
+    TopologyError,
+    parse_topology,
+)
 
 STATE_DIR = "/run/wharf/dns"
 UNIT_NAME = "wharf-dns.service"
@@ -83,9 +87,9 @@ class Paths:
 def server_source() -> str:
     """The daemon's program text, read from the collection (a plain file or Ansible's module zip alike)."""
     # imported above so that Ansible ships it in the module's zip; read back as text to copy it to the host
-    data = pkgutil.get_data(_dns_server.__name__.rsplit(".", 1)[0], "_dns_server.py")
+    data = pkgutil.get_data(_dns_server.__name__.rsplit(".", 1)[0], "server.py")
     if data is None:
-        raise WharfError("cannot read the resolver program _dns_server.py from the collection")
+        raise WharfError("cannot read the resolver program _dns/server.py from the collection")
     return data.decode("utf-8")
 
 
