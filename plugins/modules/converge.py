@@ -127,6 +127,8 @@ publishes:
        "auto": false}
 """
 
+import traceback
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.wharf.network.plugins.module_utils._converge import ConvergeResult, converge
@@ -146,13 +148,14 @@ def main() -> None:
     )
     result = ConvergeResult()
     try:
-        nft = module.get_bin_path("nft", required=True)
+        # a missing nft is said by the firewall step that needs it (the error names the step and the program)
+        nft = module.get_bin_path("nft") or "nft"
 
         def run_nft(argv: list[str], data: str | None = None) -> tuple:
-            return module.run_command(argv, data=data)
+            return module.run_command(argv, data=data, handle_exceptions=False)
 
         def run_dns(argv: list[str]) -> tuple:
-            return module.run_command(argv, check_rc=False)
+            return module.run_command(argv, check_rc=False, handle_exceptions=False)
 
         converge(
             module.params["topology"],
@@ -171,6 +174,13 @@ def main() -> None:
         )
     except WharfError as exc:
         module.fail_json(msg=str(exc), changed=result.applied > 0, changes=result.changes)
+    except Exception as exc:  # outside every step (e.g. no netlink socket at all): still one sentence, no traceback
+        module.fail_json(
+            msg=f"converge failed: {type(exc).__name__}: {exc} (after {result.applied} changes were applied)",
+            changed=result.applied > 0,
+            changes=result.changes,
+            exception=traceback.format_exc(),
+        )
     output = {
         "changed": result.changed,
         "changes": result.changes,

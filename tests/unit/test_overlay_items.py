@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from ansible_collections.wharf.network.plugins.module_utils._model.host_plan import host_items, overlay_errors
+from ansible_collections.wharf.network.plugins.module_utils._drivers.overlay import overlay_errors
+from ansible_collections.wharf.network.plugins.module_utils._model.host_plan import host_items
 from ansible_collections.wharf.network.plugins.module_utils._model.topology import TopologyError, parse_topology
 
 PEERS = {"node1": "10.77.0.1", "node2": "10.77.0.2", "node3": "10.77.0.3"}
@@ -150,7 +151,7 @@ def test_underlay_port_names_are_stable_and_fit_an_interface_name():
 
 
 def test_peer_errors_name_the_host_and_the_bad_or_shared_address():
-    from ansible_collections.wharf.network.plugins.module_utils._converge import _peer_errors
+    from ansible_collections.wharf.network.plugins.module_utils._drivers.overlay import peer_errors as _peer_errors
 
     assert _peer_errors(PEERS) == []
     assert _peer_errors({"node1": "10.77.0.1", "node2": "10.77.0.256", "node3": None}) == [
@@ -175,7 +176,10 @@ def test_peer_errors_are_raised_before_the_kernel_is_read():
 def test_only_a_host_with_an_overlay_container_must_be_among_the_peers():
     """A shared inventory gives every host the overlay hosts' peers: a host with nothing on an overlay is simply
     not on it; one with an overlay container but no underlay address is an error."""
-    from ansible_collections.wharf.network.plugins.module_utils._converge import _has_overlay_container, converge
+    from ansible_collections.wharf.network.plugins.module_utils._converge import converge
+    from ansible_collections.wharf.network.plugins.module_utils._drivers.overlay import (
+        has_overlay_container as _has_overlay_container,
+    )
     from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
 
     model = parse_topology(TOPOLOGY)

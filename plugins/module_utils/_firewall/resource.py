@@ -70,7 +70,13 @@ class Nft:
         self.binary = binary
 
     def _call(self, args: list[str], data: str | None = None) -> tuple[int, str, str]:
-        return self.run([self.binary, *args], data)
+        try:
+            return self.run([self.binary, *args], data)
+        except OSError as exc:  # no such program, or not executable
+            words = exc.strerror or str(exc)
+            raise WharfError(
+                f"the nft program ({self.binary}) cannot be run: {words} (Debian: apt install nftables)"
+            ) from exc
 
     def tables(self) -> set[tuple[str, str]]:
         rc, out, err = self._call(["list", "tables"])

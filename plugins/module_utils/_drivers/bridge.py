@@ -1,0 +1,72 @@
+# This file is private to the wharf.network collection: its API may change at any time.
+"""The bridge driver (Docker's default): a Linux bridge per network holding the gateway address, one veth pair per
+endpoint (host end on the bridge, the other end inside the container), the firewall table governing the bridge."""
+
+from __future__ import annotations
+
+from ansible_collections.wharf.network.plugins.module_utils._drivers.base import Driver
+from ansible_collections.wharf.network.plugins.module_utils._model.items import (
+    BridgeItem,
+    FirewallNetworkItem,
+    InterfaceItem,
+    PlanBuilder,
+    Route,
+    VethItem,
+)
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import Container, Endpoint, Network
+
+
+class BridgeDriver(Driver):
+    """Networks local to each host, on a Linux bridge."""
+
+    name = "bridge"
+    bridged = True
+
+    def bridge_item(self, network: Network) -> BridgeItem:
+        """The network's bridge: the host routes for its networks; what may pass is the firewall table's business
+        (isolation, egress, publishes), so every bridge forwards."""
+        assert network.bridge_name is not None  # bridged drivers always have one
+        return BridgeItem(name=network.bridge_name, mtu=network.mtu, forwarding=True)
+
+    def add_network(self, plan: PlanBuilder, network: Network) -> None:
+        bridge = self.bridge_item(network)
+        if network.state == "absent":
+            plan.add("absent_bridges", bridge)
+            return
+        plan.add("bridges", bridge)
+        plan.add("interfaces", InterfaceItem(name=bridge.name, addresses=(network.gateway_interface,)))
+        plan.add(
+            "firewall_networks",
+            FirewallNetworkItem(
+                bridge=bridge.name,
+                subnet=str(network.subnet),
+                internal=network.internal,
+                icc=network.icc,
+                masquerade=network.masquerade,
+                gateway=str(network.gateway),
+            ),
+        )
+
+    def add_endpoint(self, plan: PlanBuilder, network: Network, container: Container, endpoint: Endpoint) -> None:
+        assert endpoint.host_interface is not None and network.bridge_name is not None  # a veth on a bridge
+        veth = VethItem(
+            name=endpoint.host_interface,
+            peer=endpoint.interface,
+            peer_namespace=container.name,
+            master=network.bridge_name,
+            mtu=network.mtu,
+            peer_mac=endpoint.mac_address,
+        )
+        if container.state != "present":
+            plan.add("absent_veths", veth)
+            return
+        plan.add("veths", veth)
+        plan.add("interfaces", endpoint_interface(container, endpoint))
+
+
+def endpoint_interface(container: Container, endpoint: Endpoint) -> InterfaceItem:
+    """The addresses of an endpoint inside its container, and the default route where the endpoint carries it."""
+    routes = (Route(dest="default", gateway=str(endpoint.gateway)),) if endpoint.default_route else ()
+    return InterfaceItem(
+        name=endpoint.interface, namespace=container.name, addresses=(endpoint.address_interface,), routes=routes
+    )
