@@ -36,9 +36,9 @@ PIP_WHEEL=pip-25.2-py3-none-any.whl
 PIP_WHEEL_SHA256=6d67a2b4e7f14d8b31b8b52648866fa717f45a1eb70e83002f4331d07e953717
 
 # Sanity tests skipped, with the reason for each: none. All 24 that ansible-test has for a collection run
-# offline here (their requirements come from PyPI). changelog and pslint find nothing to check (no
-# changelogs/, no PowerShell) and pass; pslint would need pwsh, which Debian does not package, if a .ps1
-# file were ever added. Add `NAME  # why` here to skip one.
+# offline here (their requirements come from PyPI). changelog lints changelogs/ (config.yaml and the
+# fragments); pslint finds nothing to check (no PowerShell) and passes; it would need pwsh, which Debian
+# does not package, if a .ps1 file were ever added. Add `NAME  # why` here to skip one.
 SKIP_TESTS=()
 
 die() { echo "sanity.sh: $*" >&2; exit 1; }

@@ -94,41 +94,69 @@ class Sandbox:
         self, name: str, args: dict[str, Any], check: bool = False, diff: bool = False, timeout: float = 120
     ) -> ModuleResult:
         """Run wharf.network.NAME inside the sandbox through the sandbox connection plugin."""
-        with tempfile.TemporaryDirectory(prefix="wharf-tree-") as tree:
-            env = ansible_env()
-            env.update(
-                {
-                    "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                    "ANSIBLE_CALLBACKS_ENABLED": "tree",
-                    "ANSIBLE_CALLBACK_TREE_DIR": tree,
-                }
-            )
-            argv = [
-                str(VENV_BIN / "ansible"),
-                "all",
-                "-i",
-                f"{self.name},",
-                "-c",
-                "wharf.network.sandbox",
-                "-e",
-                f"ansible_python_interpreter={sys.executable}",
-                "-m",
-                f"wharf.network.{name}",
-                "-a",
-                json.dumps(args),
-            ]
-            if check:
-                argv.append("--check")
-            if diff:
-                # callbacks drop the diff from results below verbosity 3
-                argv.extend(["--diff", "-vvv"])
-            proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout, check=False)
-            result_file = Path(tree) / self.name
-            result = json.loads(result_file.read_text()) if result_file.exists() else {}
-        return ModuleResult(proc.returncode, result, proc.stdout + proc.stderr)
+        proc, results = _run_module(["-i", f"{self.name},"], name, args, check, diff, timeout)
+        return ModuleResult(proc.returncode, results.get(self.name, {}), proc.stdout + proc.stderr)
 
     def destroy(self) -> None:
         _sandbox.destroy(self.name)
+
+
+def _run_module(
+    inventory: list[str], name: str, args: dict[str, Any], check: bool, diff: bool, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
+    """One ad hoc `ansible all` run of wharf.network.NAME through the sandbox connection plugin, with
+    `inventory` as its -i arguments; returns the process and each inventory host's result (tree callback)."""
+    with tempfile.TemporaryDirectory(prefix="wharf-tree-") as tree:
+        env = ansible_env()
+        env.update(
+            {
+                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+                "ANSIBLE_CALLBACKS_ENABLED": "tree",
+                "ANSIBLE_CALLBACK_TREE_DIR": tree,
+            }
+        )
+        argv = [
+            str(VENV_BIN / "ansible"),
+            "all",
+            *inventory,
+            "-c",
+            "wharf.network.sandbox",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            "-m",
+            f"wharf.network.{name}",
+            "-a",
+            json.dumps(args),
+        ]
+        if check:
+            argv.append("--check")
+        if diff:
+            # callbacks drop the diff from results below verbosity 3
+            argv.extend(["--diff", "-vvv"])
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout, check=False)
+        results = {path.name: json.loads(path.read_text()) for path in Path(tree).iterdir() if path.is_file()}
+    return proc, results
+
+
+def module_on(
+    hosts: dict[str, Sandbox],
+    name: str,
+    args: dict[str, Any],
+    check: bool = False,
+    diff: bool = False,
+    timeout: float = 180,
+) -> dict[str, ModuleResult]:
+    """Run wharf.network.NAME on several sandbox hosts in one `ansible` run, each under the inventory name
+    given here (`node1`...), so a topology's `host:` fields and the results read as with the real inventory,
+    and `args` may use host variables (`"{{ inventory_hostname }}"`). One run, not one per host: the hosts
+    converge in parallel forks and the controller starts once."""
+    with tempfile.TemporaryDirectory(prefix="wharf-inventory-") as directory:
+        inventory = Path(directory) / "hosts.yml"
+        members = {alias: {"wharf_sandbox_name": host.name} for alias, host in hosts.items()}
+        inventory.write_text(json.dumps({"all": {"hosts": members}}))  # JSON is YAML
+        proc, results = _run_module(["-i", str(inventory)], name, args, check, diff, timeout)
+    output = proc.stdout + proc.stderr
+    return {alias: ModuleResult(proc.returncode, results.get(alias, {}), output) for alias in hosts}
 
 
 @pytest.fixture
