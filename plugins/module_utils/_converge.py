@@ -20,13 +20,9 @@ from typing import Any
 from ansible_collections.wharf.network.plugins.module_utils._dns.daemon import DnsResult, dns_converge
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
-from ansible_collections.wharf.network.plugins.module_utils._firewall.resource import (
-    RECORD_DIR,
-    RECORD_NAME,
-    FirewallResource,
-    Runner,
-    read_record,
-)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.nft import Runner
+from ansible_collections.wharf.network.plugins.module_utils._firewall.record import RECORD_DIR, RECORD_NAME, read_record
+from ansible_collections.wharf.network.plugins.module_utils._firewall.resource import FirewallResource
 from ansible_collections.wharf.network.plugins.module_utils._kernel.addresses import IpAddrResource
 from ansible_collections.wharf.network.plugins.module_utils._kernel.bridge import BridgeResource
 from ansible_collections.wharf.network.plugins.module_utils._kernel.namespace import NamespaceSockets, netns_path

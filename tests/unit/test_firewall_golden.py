@@ -8,13 +8,27 @@ the files, and the diff of the files is then part of the review.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
-from ansible_collections.wharf.network.plugins.module_utils._firewall import resource
+from ansible_collections.wharf.network.plugins.module_utils._firewall.listeners import Listener
+from ansible_collections.wharf.network.plugins.module_utils._firewall.model import (
+    FirewallNetwork,
+    Publish,
+    parse_networks,
+    parse_publishes,
+)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.nft import digest
+from ansible_collections.wharf.network.plugins.module_utils._firewall.ports import resolve_publishes
+from ansible_collections.wharf.network.plugins.module_utils._firewall.record import RECORD_NAME, Record, read_record
+from ansible_collections.wharf.network.plugins.module_utils._firewall.render import (
+    render,
+    render_user_table,
+    transaction,
+)
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "firewall"
 UPDATE = os.environ.get("WHARF_GOLDEN_UPDATE") == "1"
@@ -46,37 +60,37 @@ VXLAN_PEERS = ["198.51.100.3", "198.51.100.2", "198.51.100.20"]
 VXLAN_LOCAL = "198.51.100.1"
 
 
-def rich() -> tuple[list[fw.FirewallNetwork], list[fw.Publish]]:
-    networks = fw.parse_networks(NETWORKS)
-    listeners = [fw.Listener("tcp", fw.IPv4Address("0.0.0.0"), 22)]
-    publishes = fw.resolve_publishes(fw.parse_publishes(PUBLISHES), [], listeners, (32768, 60999))
+def rich() -> tuple[list[FirewallNetwork], list[Publish]]:
+    networks = parse_networks(NETWORKS)
+    listeners = [Listener("tcp", ipaddress.IPv4Address("0.0.0.0"), 22)]
+    publishes = resolve_publishes(parse_publishes(PUBLISHES), [], listeners, (32768, 60999))
     return networks, publishes
 
 
-def record_text(networks: list[fw.FirewallNetwork], publishes: list[fw.Publish], table: str, peers, local) -> str:
+def record_text(networks: list[FirewallNetwork], publishes: list[Publish], table: str, peers, local) -> str:
     listing_digest = "0" * 64  # what the kernel listed: not ours to render, a fixed stand-in
-    record = resource.Record(networks, publishes, fw.digest(table), listing_digest, peers, local)
+    record = Record(networks, publishes, digest(table), listing_digest, peers, local)
     return record.as_json() + "\n"
 
 
 def cases() -> dict[str, str]:
     networks, publishes = rich()
-    overlay = fw.render(networks, publishes, VXLAN_PEERS, VXLAN_LOCAL)
-    plain = fw.render(list(reversed(networks)), list(reversed(publishes)))
-    networks_only = fw.render(networks[:2], [])
-    empty = fw.render([], [])
+    overlay = render(networks, publishes, VXLAN_PEERS, VXLAN_LOCAL)
+    plain = render(list(reversed(networks)), list(reversed(publishes)))
+    networks_only = render(networks[:2], [])
+    empty = render([], [])
     return {
         "rich-overlay.nft": overlay,
         "rich.nft": plain,
         "networks-only.nft": networks_only,
         "empty.nft": empty,
-        "peers-without-networks.nft": fw.render([], [], ["198.51.100.9"], VXLAN_LOCAL),
-        "user-table.nft": fw.render_user_table(),
-        "transaction-replace.nft": fw.transaction(overlay),
-        "transaction-replace-create-user.nft": fw.transaction(plain, user_table="create"),
-        "transaction-create-user-only.nft": fw.transaction(None, replace=False, user_table="create"),
-        "transaction-remove.nft": fw.transaction(None),
-        "transaction-remove-with-user.nft": fw.transaction(None, user_table="delete"),
+        "peers-without-networks.nft": render([], [], ["198.51.100.9"], VXLAN_LOCAL),
+        "user-table.nft": render_user_table(),
+        "transaction-replace.nft": transaction(overlay),
+        "transaction-replace-create-user.nft": transaction(plain, user_table="create"),
+        "transaction-create-user-only.nft": transaction(None, replace=False, user_table="create"),
+        "transaction-remove.nft": transaction(None),
+        "transaction-remove-with-user.nft": transaction(None, user_table="delete"),
         "record-overlay.json": record_text(networks, publishes, overlay, VXLAN_PEERS, VXLAN_LOCAL),
         "record-empty.json": record_text([], [], empty, None, None),
     }
@@ -97,13 +111,13 @@ def test_record_reads_back_as_written(tmp_path: Path) -> None:
     """The recorded networks and publishes are what the next run starts from: reading the golden record
     gives the same state, so the record written by this version stays readable by the next."""
     networks, publishes = rich()
-    (tmp_path / resource.RECORD_NAME).write_text((GOLDEN / "record-overlay.json").read_text())
-    record = resource.read_record(str(tmp_path))
+    (tmp_path / RECORD_NAME).write_text((GOLDEN / "record-overlay.json").read_text())
+    record = read_record(str(tmp_path))
     assert record is not None
     assert record.networks == networks
     assert record.publishes == publishes
     assert record.vxlan_peers == VXLAN_PEERS and record.vxlan_local == VXLAN_LOCAL
     assert (
-        fw.render(record.networks, record.publishes, record.vxlan_peers, record.vxlan_local)
+        render(record.networks, record.publishes, record.vxlan_peers, record.vxlan_local)
         == (GOLDEN / "rich-overlay.nft").read_text()
     )
