@@ -39,7 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
+from ansible_collections.wharf.network.plugins.module_utils._firewall.model import parse_networks, parse_publishes
+from ansible_collections.wharf.network.plugins.module_utils._firewall.render import render, transaction
 from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
 
 MODULE = REPO / "plugins" / "modules" / "firewall.py"
@@ -188,7 +189,7 @@ def measure(bench: Bench, n: int) -> dict[str, float]:
     bench.reset()
     out["hand"] = bench.nft_file(hand_written(n))
     bench.reset()
-    ours = fw.transaction(fw.render(fw.parse_networks(networks), fw.parse_publishes(publishes(n))), user_table="create")
+    ours = transaction(render(parse_networks(networks), parse_publishes(publishes(n))), user_table="create")
     out["ours_nft"] = bench.nft_file(ours)
     bench.reset()
     out.update(bench.engine(n))

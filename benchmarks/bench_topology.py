@@ -60,7 +60,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.wharf.network.plugins.filter.topology import wharf_host_items, wharf_topology_errors
-from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
+from ansible_collections.wharf.network.plugins.module_utils._firewall.model import parse_networks, parse_publishes
+from ansible_collections.wharf.network.plugins.module_utils._firewall.render import render, transaction
 from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
 
 MODULES = REPO / "plugins" / "modules"
@@ -278,8 +279,8 @@ def measure(tmp: Path, n: int, opts: argparse.Namespace, profile: bool) -> tuple
         host, script, teardown = baseline_scripts(items)
         out["ip_host"] = bench.ip_batch(host)
         out["ip_ns"] = bench.shell(script)
-        table = fw.transaction(
-            fw.render(fw.parse_networks(items["firewall_networks"]), fw.parse_publishes(items["publishes"])),
+        table = transaction(
+            render(parse_networks(items["firewall_networks"]), parse_publishes(items["publishes"])),
             user_table="create",
         )
         out["nft"] = bench.inside(["nft", "-f", "-"], stdin=table)[0]

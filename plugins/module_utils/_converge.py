@@ -29,11 +29,9 @@ from ansible_collections.wharf.network.plugins.module_utils._engine.steps import
     run_step,
     step_failures,
 )
-from ansible_collections.wharf.network.plugins.module_utils._firewall.resource import (
-    RECORD_DIR,
-    FirewallResource,
-    Runner,
-)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.nft import Runner
+from ansible_collections.wharf.network.plugins.module_utils._firewall.record import RECORD_DIR
+from ansible_collections.wharf.network.plugins.module_utils._firewall.resource import FirewallResource
 from ansible_collections.wharf.network.plugins.module_utils._firewall.step import firewall_for_host
 from ansible_collections.wharf.network.plugins.module_utils._kernel.addresses import IpAddrResource
 from ansible_collections.wharf.network.plugins.module_utils._kernel.bridge import BridgeResource

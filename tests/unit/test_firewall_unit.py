@@ -9,15 +9,46 @@ import json
 import pytest
 
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
-from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
 from ansible_collections.wharf.network.plugins.module_utils._firewall import resource
+from ansible_collections.wharf.network.plugins.module_utils._firewall.listeners import (
+    Listener,
+    parse_proc_net,
+    parse_sctp_eps,
+)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.merge import merge_networks, merge_publishes
+from ansible_collections.wharf.network.plugins.module_utils._firewall.model import (
+    Publish,
+    _simple_port,
+    parse_networks,
+    parse_publishes,
+    target_errors,
+)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.nft import (
+    canonical_listing,
+    has_rules,
+    listing_tables,
+)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.ports import (
+    PortClaims,
+    clash,
+    clash_errors,
+    free_port,
+    listener_errors,
+    resolve_publishes,
+)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.render import (
+    needs_route_localnet,
+    render,
+    transaction,
+)
+from ansible_collections.wharf.network.plugins.module_utils._model.topology import _Parser
 
 FRONT = {"bridge": "br-front", "subnet": "172.28.0.0/24"}
 BACK = {"bridge": "br-back", "subnet": "172.29.0.0/24", "internal": True}
 
 
-def publishes(*items: dict) -> list[fw.Publish]:
-    return fw.parse_publishes(list(items))
+def publishes(*items: dict) -> list[Publish]:
+    return parse_publishes(list(items))
 
 
 def errors_of(function, *args) -> list[str]:
@@ -49,7 +80,7 @@ def test_publish_forms_mean_the_same():
 
 def test_publish_input_errors_name_the_item():
     errors = errors_of(
-        fw.parse_publishes,
+        parse_publishes,
         [
             {"address": "172.28.0.10", "port": "80", "target": 80},
             {"address": "172.28.0.10", "port": "[2001:db8::1]:80:80"},
@@ -66,11 +97,11 @@ def test_publish_input_errors_name_the_item():
 
 
 def test_network_input():
-    front, back = fw.parse_networks([FRONT, {**BACK, "masquerade": True}])
+    front, back = parse_networks([FRONT, {**BACK, "masquerade": True}])
     assert front.masquerade and front.icc and not front.internal
     assert back.internal and not back.masquerade, "an internal network never masquerades"
     errors = errors_of(
-        fw.parse_networks,
+        parse_networks,
         [FRONT, {"bridge": "br-front", "subnet": "172.28.0.128/25"}, {"bridge": "br-x", "subnet": "10.0.0.1/24"}],
     )
     assert any("networks[2].subnet '10.0.0.1/24' is not a network address" in e for e in errors), errors
@@ -79,8 +110,8 @@ def test_network_input():
 
 
 def test_publish_to_an_internal_network_is_an_error():
-    networks = fw.parse_networks([FRONT, BACK])
-    errors = fw.target_errors(networks, publishes({"address": "172.29.0.5", "port": "80"}))
+    networks = parse_networks([FRONT, BACK])
+    errors = target_errors(networks, publishes({"address": "172.29.0.5", "port": "80"}))
     assert errors == [
         "publishes[0] 0.0.0.0:(free port)/tcp -> 172.29.0.5:80: 172.29.0.5 is on internal network br-back "
         "(172.29.0.0/24), which nothing outside it can reach"
@@ -91,7 +122,7 @@ def test_publish_to_an_internal_network_is_an_error():
 
 
 @pytest.mark.parametrize(
-    ("a", "b", "clash"),
+    ("a", "b", "clashes"),
     [
         ("8080:80", "8080:81", True),
         ("127.0.0.1:8080:80", "8080:80", True),  # 0.0.0.0 is every address
@@ -101,17 +132,17 @@ def test_publish_to_an_internal_network_is_an_error():
         ("9000-9005:9000-9005", "9006:80", False),
     ],
 )
-def test_clash(a, b, clash):
+def test_clash(a, b, clashes):
     first, second = publishes({"address": "172.28.0.10", "port": a}, {"address": "172.28.0.11", "port": b})
-    assert fw.clash(first, second) is clash
-    assert bool(fw.clash_errors([first, second])) is clash
+    assert clash(first, second) is clashes
+    assert bool(clash_errors([first, second])) is clashes
 
 
 def test_clash_message_names_both():
     both = publishes(
         {"address": "172.28.0.10", "port": "127.0.0.1:8080:80"}, {"address": "172.28.0.11", "port": "8080:80"}
     )
-    assert fw.clash_errors(both) == [
+    assert clash_errors(both) == [
         "publishes[1] 0.0.0.0:8080/tcp -> 172.28.0.11:80 clashes with publishes[0] 127.0.0.1:8080/tcp -> "
         "172.28.0.10:80: the same host port and protocol (0.0.0.0 is every address)"
     ]
@@ -132,7 +163,7 @@ PROC_NET_TCP6 = f"""\
 
 
 def test_listeners_from_proc():
-    found = fw.parse_proc_net(PROC_NET_TCP, "tcp", 4) + fw.parse_proc_net(PROC_NET_TCP6, "tcp", 6)
+    found = parse_proc_net(PROC_NET_TCP, "tcp", 4) + parse_proc_net(PROC_NET_TCP6, "tcp", 6)
     assert [(x.address, x.port, x.inode) for x in found] == [
         (ipaddress.ip_address("0.0.0.0"), 2222, 1001),
         (ipaddress.ip_address("127.0.0.1"), 8080, 1002),
@@ -141,7 +172,7 @@ def test_listeners_from_proc():
     ]
     wildcard, loopback, dual, mapped = found
 
-    def on(port: str) -> fw.Publish:
+    def on(port: str) -> Publish:
         return publishes({"address": "172.28.0.10", "port": port})[0]
 
     assert wildcard.covers(on("10.0.0.1:2222:22"))
@@ -150,7 +181,7 @@ def test_listeners_from_proc():
     assert not loopback.covers(on("8080:80/udp"))
     assert dual.covers(on("10.0.0.1:80:80"))
     assert mapped.covers(on("192.168.0.10:81:80")) and not mapped.covers(on("192.168.0.11:81:80"))
-    errors = fw.listener_errors([on("2222:22")], found, {1001: "pid 7 sshd"})
+    errors = listener_errors([on("2222:22")], found, {1001: "pid 7 sshd"})
     assert errors == [
         "publishes[0] 0.0.0.0:2222/tcp -> 172.28.0.10:22: a host process already listens on 0.0.0.0:2222/tcp "
         "(pid 7 sshd)"
@@ -159,67 +190,67 @@ def test_listeners_from_proc():
 
 def test_sctp_endpoints():
     text = " ENDPT     SOCK   STY SST HBKT LPORT   UID INODE LADDRS\n  0 0 2 10 4  3868 0 5001 10.0.0.1 10.0.0.2\n"
-    assert [(str(x.address), x.port) for x in fw.parse_sctp_eps(text)] == [("10.0.0.1", 3868), ("10.0.0.2", 3868)]
+    assert [(str(x.address), x.port) for x in parse_sctp_eps(text)] == [("10.0.0.1", 3868), ("10.0.0.2", 3868)]
 
 
 def test_free_ports_are_derived_and_stay():
     request = publishes({"address": "172.28.0.10", "target": 80})
-    first = fw.resolve_publishes(request, [], [])[0]
+    first = resolve_publishes(request, [], [])[0]
     assert first.auto and first.published is not None
     assert 32768 <= first.published[0] <= 60999
-    assert fw.resolve_publishes(request, [], [])[0] == first, "the same request, the same port"
+    assert resolve_publishes(request, [], [])[0] == first, "the same request, the same port"
     # taken by an explicit publish or a listener: the next free one, deterministically
     explicit = publishes({"address": "172.28.0.11", "port": f"{first.published[0]}:80"})
-    moved = fw.resolve_publishes([*explicit, *request], [], [])[1]
+    moved = resolve_publishes([*explicit, *request], [], [])[1]
     assert moved.published != first.published
-    listener = fw.Listener("tcp", ipaddress.ip_address("0.0.0.0"), first.published[0])
-    assert fw.resolve_publishes(request, [], [listener])[0].published == moved.published
+    listener = Listener("tcp", ipaddress.ip_address("0.0.0.0"), first.published[0])
+    assert resolve_publishes(request, [], [listener])[0].published == moved.published
     # the port it got before is kept while nothing else claims it, even if a listener came later
-    assert fw.resolve_publishes(request, [moved], [])[0].published == moved.published
-    assert fw.resolve_publishes(request, [first], [listener])[0].published == first.published
+    assert resolve_publishes(request, [moved], [])[0].published == moved.published
+    assert resolve_publishes(request, [first], [listener])[0].published == first.published
     # a range keeps its length
-    ranged = fw.resolve_publishes(publishes({"address": "172.28.0.10", "port": "5000-5009/udp"}), [], [])[0]
+    ranged = resolve_publishes(publishes({"address": "172.28.0.10", "port": "5000-5009/udp"}), [], [])[0]
     assert ranged.published[1] - ranged.published[0] == 9
-    none = fw.PortClaims()
-    assert fw.free_port(request[0], none, [], (40000, 40000)) == (40000, 40000)
-    assert fw.free_port(publishes({"address": "172.28.0.10", "port": "1-2"})[0], none, [], (40000, 40000)) is None
+    none = PortClaims()
+    assert free_port(request[0], none, [], (40000, 40000)) == (40000, 40000)
+    assert free_port(publishes({"address": "172.28.0.10", "port": "1-2"})[0], none, [], (40000, 40000)) is None
 
 
 def test_resolve_reports_every_conflict_at_once():
-    listener = fw.Listener("tcp", ipaddress.ip_address("0.0.0.0"), 2222)
+    listener = Listener("tcp", ipaddress.ip_address("0.0.0.0"), 2222)
     requested = publishes(
         {"address": "172.28.0.10", "port": "8080:80"},
         {"address": "172.28.0.11", "port": "8080:80"},
         {"address": "172.28.0.12", "port": "2222:22"},
     )
-    errors = errors_of(fw.resolve_publishes, requested, [], [listener])
+    errors = errors_of(resolve_publishes, requested, [], [listener])
     assert len(errors) == 2
     assert errors[0].startswith("publishes[1] 0.0.0.0:8080/tcp -> 172.28.0.11:80 clashes with publishes[0]")
     assert errors[1].startswith("publishes[2] 0.0.0.0:2222/tcp -> 172.28.0.12:22: a host process already listens")
     # already applied: the port has been ours since, a later listener does not block a restore
-    assert fw.resolve_publishes(requested[2:], requested[2:], [listener]) == requested[2:]
+    assert resolve_publishes(requested[2:], requested[2:], [listener]) == requested[2:]
 
 
 def test_merge_publishes():
     old = publishes({"address": "172.28.0.10", "port": "8080:80"}, {"address": "172.28.0.10", "target": 81})
-    old = fw.resolve_publishes(old, [], [])
+    old = resolve_publishes(old, [], [])
     moved = publishes({"address": "172.28.0.11", "port": "8080:80"})
-    merged = fw.merge_publishes(old, moved, "present", False)
+    merged = merge_publishes(old, moved, "present", False)
     assert [p.describe() for p in merged] == [old[1].describe(), "0.0.0.0:8080/tcp -> 172.28.0.11:80"]
     assert merged[0].label == "(published earlier)"
     free_again = publishes({"address": "172.28.0.10", "target": 81})
-    assert fw.merge_publishes(old, free_again, "absent", False) == [old[0]]
-    assert fw.merge_publishes(old, moved, "present", True) == moved
-    networks = fw.parse_networks([FRONT, BACK])
-    assert fw.merge_networks(networks, fw.parse_networks([BACK]), "absent", False) == networks[:1]
+    assert merge_publishes(old, free_again, "absent", False) == [old[0]]
+    assert merge_publishes(old, moved, "present", True) == moved
+    networks = parse_networks([FRONT, BACK])
+    assert merge_networks(networks, parse_networks([BACK]), "absent", False) == networks[:1]
 
 
 # --- the rendered table ------------------------------------------------------------------------------
 
 
-def render(network_items, publish_items) -> str:
-    networks = fw.parse_networks(network_items)
-    return fw.render(networks, fw.resolve_publishes(fw.parse_publishes(publish_items), [], []))
+def render_items(network_items, publish_items) -> str:
+    networks = parse_networks(network_items)
+    return render(networks, resolve_publishes(parse_publishes(publish_items), [], []))
 
 
 def chain(text: str, name: str) -> list[str]:
@@ -231,12 +262,13 @@ def chain(text: str, name: str) -> list[str]:
 
 def test_render_is_canonical():
     items = [{"address": "172.28.0.10", "port": "8080:80"}, {"address": "172.28.0.11", "port": "53:53/udp"}]
-    assert render([FRONT, BACK], items) == render([BACK, FRONT], items[::-1])
-    assert render([FRONT], items) != render([FRONT], items[:1])
+    assert render_items([FRONT, BACK], items) == render_items([BACK, FRONT], items[::-1])
+    assert render_items([FRONT], items) != render_items([FRONT], items[:1])
 
 
 def test_render_networks():
-    text = render([FRONT, BACK, {"bridge": "br-q", "subnet": "10.9.0.0/24", "icc": False, "masquerade": False}], [])
+    quiet = {"bridge": "br-q", "subnet": "10.9.0.0/24", "icc": False, "masquerade": False}
+    text = render_items([FRONT, BACK, quiet], [])
     assert chain(text, "forward")[1:] == ["iifname vmap @from-network", "oifname vmap @to-network"]
     assert chain(text, "from-br-front") == [
         'oifname "br-front" accept',
@@ -262,7 +294,7 @@ def test_render_networks():
 
 
 def test_render_publishes():
-    text = render(
+    text = render_items(
         [FRONT],
         [
             {"address": "172.28.0.10", "port": "8080:80"},
@@ -286,32 +318,32 @@ def test_render_publishes():
 
 
 def test_render_empty():
-    text = fw.render([], [])
+    text = render([], [])
     assert "elements" not in text
     assert chain(text, "forward") == ["type filter hook forward priority filter; policy accept;"]
     assert chain(text, "guard")[1:] == ['iifname != "lo" ip daddr . meta l4proto . th dport @loopback-publishes drop']
 
 
 def test_transaction():
-    table = fw.render([], [])
-    text = fw.transaction(table, user_table="create")
+    table = render([], [])
+    text = transaction(table, user_table="create")
     assert text.startswith("table inet wharf\ndelete table inet wharf\ntable inet wharf {\n")
     assert "table inet wharf-user {" in text and "priority filter -10" in text
-    assert fw.transaction(None) == "table inet wharf\ndelete table inet wharf\n"
-    assert fw.transaction(None, replace=False, user_table="delete") == "delete table inet wharf-user\n"
+    assert transaction(None) == "table inet wharf\ndelete table inet wharf\n"
+    assert transaction(None, replace=False, user_table="delete") == "delete table inet wharf-user\n"
     assert "flush" not in text
 
 
 def test_needs_route_localnet():
-    networks = fw.parse_networks([FRONT, {"bridge": "br-b", "subnet": "172.29.0.0/24"}])
-    resolved = fw.parse_publishes(
+    networks = parse_networks([FRONT, {"bridge": "br-b", "subnet": "172.29.0.0/24"}])
+    resolved = parse_publishes(
         [
             {"address": "172.28.0.10", "port": "127.0.0.1:80:80"},
             {"address": "172.29.0.10", "port": "10.0.0.1:80:80"},
             {"address": "192.0.2.1", "port": "81:80"},
         ]
     )
-    assert fw.needs_route_localnet(networks, resolved) == {"br-front"}
+    assert needs_route_localnet(networks, resolved) == {"br-front"}
 
 
 def test_canonical_listing_ignores_handles_and_element_order():
@@ -328,14 +360,14 @@ def test_canonical_listing_ignores_handles_and_element_order():
             }
         )
 
-    one = fw.canonical_listing(listing(3, [["a", 1], ["b", 2]]))
-    assert one == fw.canonical_listing(listing(9, [["b", 2], ["a", 1]]))
-    assert one != fw.canonical_listing(listing(3, [["a", 1]]))
+    one = canonical_listing(listing(3, [["a", 1], ["b", 2]]))
+    assert one == canonical_listing(listing(9, [["b", 2], ["a", 1]]))
+    assert one != canonical_listing(listing(3, [["a", 1]]))
     swapped = json.loads(listing(3, [["a", 1], ["b", 2]]))
     swapped["nftables"][3:5] = swapped["nftables"][4:2:-1]
-    assert fw.canonical_listing(json.dumps(swapped)) != one, "rule order matters"
-    assert fw.has_rules(listing(1, [])) and not fw.has_rules('{"nftables": [{"table": {}}]}')
-    assert fw.listing_tables("table inet wharf\ntable ip nat\n") == {("inet", "wharf"), ("ip", "nat")}
+    assert canonical_listing(json.dumps(swapped)) != one, "rule order matters"
+    assert has_rules(listing(1, [])) and not has_rules('{"nftables": [{"table": {}}]}')
+    assert listing_tables("table inet wharf\ntable ip nat\n") == {("inet", "wharf"), ("ip", "nat")}
 
 
 # --- no-op and drift, with a stand-in for nft --------------------------------------------------------
@@ -485,8 +517,8 @@ def test_check_mode_predicts_route_localnet_of_a_bridge_made_earlier_in_the_run(
     ["8080:80", "53:53/udp", "1:65535/sctp", {"published": 8443, "target": "443"}, {"published": "9", "target": 9}],
 )
 def test_fast_port_parse_agrees_with_the_general_parser(spec):
-    fast = fw._simple_port(spec)
-    parser = fw._Parser()
+    fast = _simple_port(spec)
+    parser = _Parser()
     general = parser.port("p", spec)
     assert fast is not None and not parser.errors
     assert (fast.host_ip, fast.published, fast.target, fast.protocol) == (
@@ -498,20 +530,20 @@ def test_fast_port_parse_agrees_with_the_general_parser(spec):
     "spec", ["0:80", "70000:80", "8080:80/UDP", "127.0.0.1:80:80", "80", "8080-8081:80-81", {"target": 80}]
 )
 def test_other_port_shapes_go_to_the_general_parser(spec):
-    assert fw._simple_port(spec) is None
+    assert _simple_port(spec) is None
 
 
 def test_dns_to_the_gateway_is_never_taken_by_a_publish():
     networks = [{**FRONT, "gateway": "172.28.0.1"}, BACK]
-    text = render(networks, [{"address": "172.28.0.10", "port": "53:53/udp"}])
+    text = render_items(networks, [{"address": "172.28.0.10", "port": "53:53/udp"}])
     assert chain(text, "prerouting")[1] == "meta l4proto { tcp, udp } th dport 53 iifname . ip daddr @resolvers return"
     assert '"br-front" . 172.28.0.1' in text
-    assert "@resolvers" not in render([FRONT], []), "no gateway given: no exception"
+    assert "@resolvers" not in render_items([FRONT], []), "no gateway given: no exception"
 
 
 def test_gateway_must_be_in_the_subnet():
     with pytest.raises(ValidationError) as caught:
-        fw.parse_networks([{**FRONT, "gateway": "10.0.0.1"}, {**BACK, "gateway": "nope"}])
+        parse_networks([{**FRONT, "gateway": "10.0.0.1"}, {**BACK, "gateway": "nope"}])
     assert caught.value.errors == [
         "networks[0].gateway 10.0.0.1 is not in networks[0].subnet 172.28.0.0/24",
         "networks[1].gateway 'nope' is not an IPv4 address",

@@ -124,12 +124,13 @@ def test_two_overlays_with_one_vni_are_refused():
 
 
 def test_the_firewall_drops_vxlan_from_non_peers_only_on_overlay_hosts():
-    from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
+    from ansible_collections.wharf.network.plugins.module_utils._firewall.model import parse_networks
+    from ansible_collections.wharf.network.plugins.module_utils._firewall.render import render
 
-    networks = fw.parse_networks([{"bridge": "br-front", "subnet": "172.30.0.0/24"}])
-    plain = fw.render(networks, [])
+    networks = parse_networks([{"bridge": "br-front", "subnet": "172.30.0.0/24"}])
+    plain = render(networks, [])
     assert "vxlan-peers" not in plain and "hook input" not in plain
-    table = fw.render(networks, [], ["10.77.0.3", "10.77.0.2", "10.77.0.10"], "10.77.0.1")
+    table = render(networks, [], ["10.77.0.3", "10.77.0.2", "10.77.0.10"], "10.77.0.1")
     assert "\t\telements = {\n\t\t\t10.77.0.2,\n\t\t\t10.77.0.3,\n\t\t\t10.77.0.10\n\t\t}" in table
     assert "\t\ttype filter hook input priority filter; policy accept;\n" in table
     # only VXLAN to this host's underlay address is filtered; no IPv6 rule (wharf's devices are IPv4 only)
@@ -137,8 +138,8 @@ def test_the_firewall_drops_vxlan_from_non_peers_only_on_overlay_hosts():
     assert [line.strip() for line in input_chain.splitlines() if line.strip() and "type filter" not in line] == [
         "ip daddr 10.77.0.1 udp dport 4789 ip saddr != @vxlan-peers drop"
     ]
-    assert fw.render(networks, [], ["10.77.0.2", "10.77.0.3", "10.77.0.10"], "10.77.0.1") == table  # canonical
-    alone = fw.render(networks, [], [], "10.77.0.1")
+    assert render(networks, [], ["10.77.0.2", "10.77.0.3", "10.77.0.10"], "10.77.0.1") == table  # canonical
+    alone = render(networks, [], [], "10.77.0.1")
     assert "set vxlan-peers {\n\t\ttype ipv4_addr\n\t}" in alone  # no peer: every VXLAN packet is dropped
 
 

@@ -13,7 +13,7 @@ from ansible_collections.wharf.network.plugins.module_utils._engine.steps import
     run_step,
     step_failures,
 )
-from ansible_collections.wharf.network.plugins.module_utils._firewall.resource import Nft
+from ansible_collections.wharf.network.plugins.module_utils._firewall.nft import Nft
 
 
 class FakeResource:

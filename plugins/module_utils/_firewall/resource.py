@@ -1,43 +1,70 @@
 # This file is private to the wharf.network collection: its API may change at any time.
 """The collection's nftables table: observe it, plan the swap, apply it in one transaction.
 
-Rendering is pure (`_firewall.py`); this file talks to the kernel through the `nft` program (list and
-`nft -f -`, never rule by rule, never `flush ruleset`, never another table), to /proc for listeners and
-sysctls, and to ctnetlink for stale UDP entries.
+The rest of the package is what this file puts together: the parsed input (`model.py`), the merge with
+what was applied before (`merge.py`), host ports (`ports.py`, `listeners.py`), the table text
+(`render.py`), the `nft` program (`nft.py`) and the record on disk (`record.py`). This file adds the
+decisions of a run, the sysctls the rules rely on, and stale UDP entries in conntrack (ctnetlink).
 
 How a run knows whether to send anything (no-op and drift):
-- The record `/run/wharf/firewall.json` keeps what was applied last: the desired networks and publishes
-  (with the free ports they got), the digest of the rendered text, and the digest of the table as the
-  kernel listed it right after that transaction (`nft -j list table`, made canonical: handles dropped,
-  set elements sorted). nft normalises rules when it lists them, so our text and its listing never
-  compare equal; a listing compared with a listing of the same table does.
+- The record (`record.py`) keeps what was applied last: the desired networks and publishes (with the free
+  ports they got), the digest of the rendered text, and the digest of the table as the kernel listed it
+  right after that transaction (`nft -j list table`, made canonical: handles dropped, set elements
+  sorted). nft normalises rules when it lists them, so our text and its listing never compare equal; a
+  listing compared with a listing of the same table does.
 - A run renders the desired state and lists the live table once. Live listing = recorded listing and
   rendered digest = recorded digest: nothing to do, no transaction (`changed=false`). Listing differs,
   table gone, or no record while the table exists: drift, reported as `restore` with the reason, and
   the table is swapped back. Only the digest differs: an ordinary update.
-- /run is a tmpfs, so a reboot loses the record and the table together and the next run creates both.
-
-Why the record is a file and not a table comment: a comment cannot hold the digest of a listing that
-includes it, and nft 1.0.6 does not show table comments in JSON.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Change, Plan
-from ansible_collections.wharf.network.plugins.module_utils._firewall import model as fw
+from ansible_collections.wharf.network.plugins.module_utils._firewall.listeners import read_listeners, socket_owners
+from ansible_collections.wharf.network.plugins.module_utils._firewall.merge import merge_networks, merge_publishes
+from ansible_collections.wharf.network.plugins.module_utils._firewall.model import (
+    ANY,
+    FirewallNetwork,
+    Publish,
+    parse_networks,
+    parse_publishes,
+    target_errors,
+)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.nft import (
+    FAMILY,
+    TABLE,
+    TABLE_LABEL,
+    USER_TABLE,
+    USER_TABLE_LABEL,
+    Nft,
+    Runner,
+    canonical_listing,
+    digest,
+    has_rules,
+)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.ports import DEFAULT_PORT_RANGE, resolve_publishes
+from ansible_collections.wharf.network.plugins.module_utils._firewall.record import (
+    RECORD_DIR,
+    RECORD_NAME,
+    Record,
+    forget_record,
+    read_record,
+    read_rendered,
+    write_record,
+)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.render import (
+    VXLAN_PORT,
+    needs_route_localnet,
+    render,
+    transaction,
+)
 from ansible_collections.wharf.network.plugins.module_utils._kernel import conntrack as _conntrack
-
-RECORD_DIR = "/run/wharf"
-RECORD_NAME = "firewall.json"
-RENDER_NAME = "firewall.nft"
 
 # argument_spec suboptions of one publish, shared by the firewall and port_publish modules
 PUBLISH_OPTIONS = {
@@ -49,54 +76,11 @@ PUBLISH_OPTIONS = {
     "protocol": {"type": "str", "choices": ["tcp", "udp", "sctp"]},
     "source": {"type": "str"},
 }
-RECORD_VERSION = 1
 # sysctls, relative to /proc/sys (a resource takes another root, so unit tests never write the machine's)
 PROC_SYS = "/proc/sys"
 BRIDGE_NF_CALL = "net/bridge/bridge-nf-call-iptables"
 IP_FORWARD = "net/ipv4/ip_forward"
 PORT_RANGE = "net/ipv4/ip_local_port_range"
-TABLE_LABEL = f"{fw.FAMILY} {fw.TABLE}"
-USER_TABLE_LABEL = f"{fw.FAMILY} {fw.USER_TABLE}"
-
-# run(argv, data) -> (rc, stdout, stderr): AnsibleModule.run_command, or a stand-in in tests
-Runner = Callable[..., tuple]
-
-
-class Nft:
-    """The `nft` program, used only to list our tables and to send one whole transaction."""
-
-    def __init__(self, run: Runner, binary: str = "nft"):
-        self.run = run
-        self.binary = binary
-
-    def _call(self, args: list[str], data: str | None = None) -> tuple[int, str, str]:
-        try:
-            return self.run([self.binary, *args], data)
-        except OSError as exc:  # no such program, or not executable
-            words = exc.strerror or str(exc)
-            raise WharfError(
-                f"the nft program ({self.binary}) cannot be run: {words} (Debian: apt install nftables)"
-            ) from exc
-
-    def tables(self) -> set[tuple[str, str]]:
-        rc, out, err = self._call(["list", "tables"])
-        if rc != 0:
-            raise WharfError(f"nftables: list tables failed: {err.strip() or out.strip()}")
-        return fw.listing_tables(out)
-
-    def listing(self, family: str, name: str, as_json: bool = True) -> str | None:
-        rc, out, err = self._call(["-j", "list", "table", family, name] if as_json else ["list", "table", family, name])
-        if rc != 0:
-            if "No such file or directory" in err:
-                return None
-            raise WharfError(f"nftables table '{family} {name}': list failed: {err.strip()}")
-        return out
-
-    def apply(self, text: str) -> None:
-        rc, out, err = self._call(["-f", "-"], text)
-        if rc != 0:
-            detail = err.strip() or out.strip()
-            raise WharfError(f"nftables table '{TABLE_LABEL}': transaction refused, nothing changed: {detail}")
 
 
 class DriftChange(Change):
@@ -122,58 +106,6 @@ class FirewallPlan(Plan):
         return result
 
 
-@dataclass
-class Record:
-    """What the last transaction applied (see the module docstring)."""
-
-    networks: list[fw.FirewallNetwork]
-    publishes: list[fw.Publish]
-    render_digest: str
-    listing_digest: str
-    vxlan_peers: list[str] | None = None
-    vxlan_local: str | None = None
-
-    def as_json(self) -> str:
-        return json.dumps(
-            {
-                "version": RECORD_VERSION,
-                "networks": [n.record() for n in self.networks],
-                "publishes": [p.record() for p in self.publishes],
-                "render_digest": self.render_digest,
-                "listing_digest": self.listing_digest,
-                "vxlan_peers": self.vxlan_peers,
-                "vxlan_local": self.vxlan_local,
-            },
-            indent=1,
-            sort_keys=True,
-        )
-
-
-def read_record(directory: str) -> Record | None:
-    try:
-        with open(os.path.join(directory, RECORD_NAME)) as handle:
-            data = json.load(handle)
-        if data.get("version") != RECORD_VERSION:
-            return None
-        return Record(
-            networks=fw.networks_from_record(data["networks"]),
-            publishes=fw.publishes_from_record(data["publishes"]),
-            render_digest=data["render_digest"],
-            listing_digest=data["listing_digest"],
-            vxlan_peers=data.get("vxlan_peers"),
-            vxlan_local=data.get("vxlan_local"),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _write_atomically(path: str, text: str) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-
-
 def _read(path: str) -> str | None:
     try:
         with open(path) as handle:
@@ -182,40 +114,12 @@ def _read(path: str) -> str | None:
         return None
 
 
-def read_listeners() -> list[fw.Listener]:
-    """Every socket of this network namespace that holds a port."""
-    listeners: list[fw.Listener] = []
-    for name, protocol, version in (("tcp", "tcp", 4), ("tcp6", "tcp", 6), ("udp", "udp", 4), ("udp6", "udp", 6)):
-        text = _read(f"/proc/net/{name}")
-        if text:
-            listeners.extend(fw.parse_proc_net(text, protocol, version))
-    sctp = _read("/proc/net/sctp/eps")
-    if sctp:
-        listeners.extend(fw.parse_sctp_eps(sctp))
-    return listeners
-
-
-def socket_owners(inodes: set[int]) -> dict[int, str]:
-    """'pid 123 sshd' for each socket inode, from /proc/*/fd (only when a conflict is reported)."""
-    owners: dict[int, str] = {}
-    wanted = {f"socket:[{inode}]": inode for inode in inodes if inode}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    inode = wanted.get(os.readlink(f"/proc/{pid}/fd/{fd}"))
-                    if inode is not None and inode not in owners:
-                        comm = (_read(f"/proc/{pid}/comm") or "?").strip()
-                        owners[inode] = f"pid {pid} {comm}"
-    return owners
-
-
 def read_port_range(proc_sys: str = PROC_SYS) -> tuple[int, int]:
     text = _read(os.path.join(proc_sys, PORT_RANGE))
     try:
         low, high = (int(word) for word in (text or "").split())
     except ValueError:
-        return fw.DEFAULT_PORT_RANGE
+        return DEFAULT_PORT_RANGE
     return low, high
 
 
@@ -231,17 +135,17 @@ def _sysctl_setter(path: str, value: str) -> Callable[[], None]:
     return write
 
 
-def _publish_name(publish: fw.Publish) -> str:
+def _publish_name(publish: Publish) -> str:
     if publish.auto:
-        return f"free port {publish.host_ip or fw.ANY}/{publish.protocol} -> {publish.target_text()}"
+        return f"free port {publish.host_ip or ANY}/{publish.protocol} -> {publish.target_text()}"
     return publish.host_text()
 
 
-def _publish_fields(publish: fw.Publish) -> dict[str, Any]:
+def _publish_fields(publish: Publish) -> dict[str, Any]:
     return {"host": publish.host_text(), "target": publish.target_text()}
 
 
-def _network_fields(network: fw.FirewallNetwork) -> dict[str, Any]:
+def _network_fields(network: FirewallNetwork) -> dict[str, Any]:
     fields = network.record()
     del fields["bridge"]
     return fields
@@ -252,7 +156,7 @@ class FirewallResource:
 
     `networks` and `publishes` None: not managed by this call, the recorded ones stay. Otherwise
     `state`/`exclusive` say how the listed items combine with the recorded ones (see
-    `_firewall.merge_publishes`). `state=absent` with neither list removes the table.
+    `merge.merge_publishes`). `state=absent` with neither list removes the table.
     """
 
     check_mode = False
@@ -272,11 +176,11 @@ class FirewallResource:
         vxlan_local: str | None = None,
     ):
         errors: list[str] = []
-        self.listed_networks: list[fw.FirewallNetwork] | None = None
-        self.listed_publishes: list[fw.Publish] | None = None
+        self.listed_networks: list[FirewallNetwork] | None = None
+        self.listed_publishes: list[Publish] | None = None
         for parse, items, attribute in (
-            (fw.parse_networks, networks, "listed_networks"),
-            (fw.parse_publishes, publishes, "listed_publishes"),
+            (parse_networks, networks, "listed_networks"),
+            (parse_publishes, publishes, "listed_publishes"),
         ):
             if items is None:
                 continue
@@ -292,8 +196,8 @@ class FirewallResource:
         self.record_dir = record_dir
         self.proc_sys = proc_sys
         self.report_listed = report_listed
-        self.networks: list[fw.FirewallNetwork] = []
-        self.publishes: list[fw.Publish] = []
+        self.networks: list[FirewallNetwork] = []
+        self.publishes: list[Publish] = []
         self.drift: str | None = None
         self.rendered: str | None = None
         self.remove_all = state == "absent" and networks is None and publishes is None
@@ -313,11 +217,11 @@ class FirewallResource:
             return
         networks = previous_networks
         if self.listed_networks is not None:
-            networks = fw.merge_networks(previous_networks, self.listed_networks, self.state, self.exclusive)
+            networks = merge_networks(previous_networks, self.listed_networks, self.state, self.exclusive)
         publishes = previous_publishes
         if self.listed_publishes is not None:
-            publishes = fw.merge_publishes(previous_publishes, self.listed_publishes, self.state, self.exclusive)
-        errors = fw.target_errors(networks, publishes)
+            publishes = merge_publishes(previous_publishes, self.listed_publishes, self.state, self.exclusive)
+        errors = target_errors(networks, publishes)
         if any(not n.icc for n in networks) and not os.path.exists(os.path.join(self.proc_sys, BRIDGE_NF_CALL)):
             bridges = ", ".join(n.bridge for n in networks if not n.icc)
             errors.append(
@@ -342,7 +246,7 @@ class FirewallResource:
         if any(listener.covers(p) for listener in listeners for p in fresh):
             owners = socket_owners({listener.inode for listener in listeners})
         try:
-            publishes = fw.resolve_publishes(
+            publishes = resolve_publishes(
                 publishes, previous_publishes, listeners, read_port_range(self.proc_sys), owners
             )
         except ValidationError as exc:
@@ -351,7 +255,7 @@ class FirewallResource:
             raise ValidationError(errors)
         self.networks = networks
         self.publishes = publishes
-        self.rendered = fw.render(networks, publishes, self.vxlan_peers, self.vxlan_local)
+        self.rendered = render(networks, publishes, self.vxlan_peers, self.vxlan_local)
 
     def validate(self) -> None:
         """Every input error and conflict (clashes, host listeners, internal targets), raised as one
@@ -371,10 +275,10 @@ class FirewallResource:
             self._desired(record)  # every input error and conflict, before anything is looked at or changed
         plan = FirewallPlan()
         tables = self.nft.tables()
-        ours = (fw.FAMILY, fw.TABLE) in tables
-        user_table_present = (fw.FAMILY, fw.USER_TABLE) in tables
-        live = self.nft.listing(fw.FAMILY, fw.TABLE) if ours else None
-        live_digest = fw.digest(fw.canonical_listing(live)) if live is not None else None
+        ours = (FAMILY, TABLE) in tables
+        user_table_present = (FAMILY, USER_TABLE) in tables
+        live = self.nft.listing(FAMILY, TABLE) if ours else None
+        live_digest = digest(canonical_listing(live)) if live is not None else None
 
         if self.remove_all:
             self._plan_removal(plan, record, live is not None, user_table_present)
@@ -392,7 +296,7 @@ class FirewallResource:
             self.drift = f"no record of what wharf.network applied ({os.path.join(self.record_dir, RECORD_NAME)})"
         elif live is not None and record is not None and live_digest != record.listing_digest:
             self.drift = "changed outside wharf.network"
-        render_digest = fw.digest(self.rendered or "")
+        render_digest = digest(self.rendered or "")
         replace_table = (
             self.drift is not None or record is None or live is None or record.render_digest != render_digest
         )
@@ -406,7 +310,7 @@ class FirewallResource:
             before = {"to": before_local, "addresses": before_peers} if before_peers is not None else None
             after = {"to": self.vxlan_local, "addresses": self.vxlan_peers} if self.vxlan_peers is not None else None
             action = "create" if before is None else "delete" if after is None else "update"
-            plan.add("vxlan peers", "udp/4789", action, before, after, _nothing)
+            plan.add("vxlan peers", f"udp/{VXLAN_PORT}", action, before, after, _nothing)
         commits: list[Change] = []
         if not user_table_present:
             plan.add("nftables table", USER_TABLE_LABEL, "create", None, {"chains": "forward (empty)"}, _nothing)
@@ -417,12 +321,12 @@ class FirewallResource:
                 change = DriftChange("nftables table", TABLE_LABEL, "restore", {"state": self.drift}, after, _nothing)
                 change.reason = self.drift
                 plan.changes.append(change)
-                plan.table_before = self.nft.listing(fw.FAMILY, fw.TABLE, as_json=False) if live is not None else ""
+                plan.table_before = self.nft.listing(FAMILY, TABLE, as_json=False) if live is not None else ""
             else:
                 action = "create" if live is None else "update"
                 before = {"digest": record.render_digest[:16]} if record and live is not None else None
                 plan.add("nftables table", TABLE_LABEL, action, before, after, _nothing)
-                plan.table_before = _read(os.path.join(self.record_dir, RENDER_NAME)) or ""
+                plan.table_before = read_rendered(self.record_dir) or ""
             plan.table_after = self.rendered
             commits.append(plan.changes[-1])
         if commits:
@@ -432,9 +336,7 @@ class FirewallResource:
         self._plan_conntrack(plan, before_publishes, replace_whole=self.drift is not None or record is None)
         return plan
 
-    def _plan_items(
-        self, plan: Plan, before_networks: list[fw.FirewallNetwork], before_publishes: list[fw.Publish]
-    ) -> None:
+    def _plan_items(self, plan: Plan, before_networks: list[FirewallNetwork], before_publishes: list[Publish]) -> None:
         """One line per network and publish that changes; their rules go in with the table."""
         old_networks = {n.bridge: n for n in before_networks}
         new_networks = {n.bridge: n for n in self.networks}
@@ -460,14 +362,14 @@ class FirewallResource:
     def _plan_removal(self, plan: FirewallPlan, record: Record | None, present: bool, user_table: bool) -> None:
         remove_user_table = False
         if user_table:
-            listing = self.nft.listing(fw.FAMILY, fw.USER_TABLE)
-            remove_user_table = listing is not None and not fw.has_rules(listing)
+            listing = self.nft.listing(FAMILY, USER_TABLE)
+            remove_user_table = listing is not None and not has_rules(listing)
         if record is not None:
             self._plan_items(plan, record.networks, record.publishes)
         commits: list[Change] = []
         if present:
             plan.add("nftables table", TABLE_LABEL, "delete", {"state": "present"}, None, _nothing)
-            plan.table_before = self.nft.listing(fw.FAMILY, fw.TABLE, as_json=False) or ""
+            plan.table_before = self.nft.listing(FAMILY, TABLE, as_json=False) or ""
             plan.table_after = ""
             commits.append(plan.changes[-1])
         if remove_user_table:
@@ -487,7 +389,7 @@ class FirewallResource:
             if current != "1":
                 setter = _sysctl_setter(path, "1")
                 plan.add("sysctl", "net.ipv4.ip_forward", "update", {"value": current}, {"value": "1"}, setter)
-        wanted = fw.needs_route_localnet(self.networks, self.publishes)
+        wanted = needs_route_localnet(self.networks, self.publishes)
         for network in sorted(self.networks, key=lambda n: n.bridge):
             path = route_localnet_path(network.bridge, self.proc_sys)
             value = "1" if network.bridge in wanted else "0"
@@ -509,12 +411,12 @@ class FirewallResource:
                 setter = _sysctl_setter(path, "1")
                 plan.add("sysctl", name, "update", {"value": current}, {"value": "1"}, setter)
 
-    def _plan_conntrack(self, plan: Plan, before: list[fw.Publish], replace_whole: bool) -> None:
+    def _plan_conntrack(self, plan: Plan, before: list[Publish], replace_whole: bool) -> None:
         """Stale UDP entries of every UDP host port whose mapping changed (all of them after drift: flows
         that arrived while the table was missing have no NAT binding)."""
         old = {p.host_key: p for p in before if p.protocol == "udp"}
         new = {p.host_key: p for p in self.publishes if p.protocol == "udp"}
-        stale: list[fw.Publish] = []
+        stale: list[Publish] = []
         for key in sorted(old.keys() | new.keys(), key=str):
             was, now = old.get(key), new.get(key)
             if now is not None and (replace_whole or was is None or was.record() != now.record()):
@@ -535,33 +437,29 @@ class FirewallResource:
 
     def _commit(self, replace_table: bool, create_user_table: bool) -> None:
         self.nft.apply(
-            fw.transaction(self.rendered, replace=replace_table, user_table="create" if create_user_table else None)
+            transaction(self.rendered, replace=replace_table, user_table="create" if create_user_table else None)
         )
         if replace_table and self.rendered is not None:
-            live = self.nft.listing(fw.FAMILY, fw.TABLE)
+            live = self.nft.listing(FAMILY, TABLE)
             if live is None:
                 raise WharfError(f"nftables table '{TABLE_LABEL}': missing right after the transaction")
-            listing_digest = fw.digest(fw.canonical_listing(live))
+            listing_digest = digest(canonical_listing(live))
             record = Record(
                 self.networks,
                 self.publishes,
-                fw.digest(self.rendered),
+                digest(self.rendered),
                 listing_digest,
                 self.vxlan_peers,
                 self.vxlan_local,
             )
-            os.makedirs(self.record_dir, mode=0o755, exist_ok=True)
-            _write_atomically(os.path.join(self.record_dir, RENDER_NAME), self.rendered)
-            _write_atomically(os.path.join(self.record_dir, RECORD_NAME), record.as_json())
+            write_record(self.record_dir, record, self.rendered)
 
     def _remove(self, table: bool, user_table: bool) -> None:
-        self.nft.apply(fw.transaction(None, replace=table, user_table="delete" if user_table else None))
+        self.nft.apply(transaction(None, replace=table, user_table="delete" if user_table else None))
         self._forget()
 
     def _forget(self) -> None:
-        for name in (RECORD_NAME, RENDER_NAME):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.record_dir, name))
+        forget_record(self.record_dir)
 
     # --- report --------------------------------------------------------------------------------------
 
@@ -587,7 +485,7 @@ def _nothing() -> None:
     """The change goes to the kernel with the table's transaction."""
 
 
-def _flusher(publish: fw.Publish) -> Callable[[], None]:
+def _flusher(publish: Publish) -> Callable[[], None]:
     first, last = publish.published or (0, -1)
     host_ip = publish.host_ip
 

@@ -6,12 +6,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._firewall.resource import (
-    RECORD_NAME,
-    FirewallResource,
-    Runner,
-    read_record,
-)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.nft import Runner
+from ansible_collections.wharf.network.plugins.module_utils._firewall.record import RECORD_NAME, read_record
+from ansible_collections.wharf.network.plugins.module_utils._firewall.resource import FirewallResource
 from ansible_collections.wharf.network.plugins.module_utils._model.items import HostPlan
 
 
