@@ -793,6 +793,26 @@ def test_the_program_runs_out_of_the_collection(tmp_path: Path):
     assert os.listdir(paths.state_dir) == []
 
 
+def test_the_supervisor_starts_its_server_as_popen_did(tmp_path: Path):
+    """stdin from /dev/null, no descriptor beyond 0-2 inherited, the exit code (or -signal) waited for, and an exec
+    that fails raises in the supervisor."""
+    inherited = os.open(tmp_path / "inherited", os.O_WRONLY | os.O_CREAT)
+    os.set_inheritable(inherited, True)
+    try:
+        fd_path = f"/proc/self/fd/{inherited}"
+        code = f"import os,sys; sys.exit(4 if os.read(0, 1) else 5 if os.path.lexists('{fd_path}') else 0)"
+        pid = _dns_program._spawn([sys.executable, "-c", code])
+        assert _dns_program._wait(pid, 10) == 0  # 4: stdin was not empty, 5: the descriptor was inherited
+    finally:
+        os.close(inherited)
+    pid = _dns_program._spawn([sys.executable, "-c", "import time; time.sleep(30)"])
+    assert _dns_program._wait(pid, 0.1) is None
+    os.kill(pid, signal.SIGKILL)
+    assert _dns_program._wait(pid, 10) == -signal.SIGKILL
+    with pytest.raises(FileNotFoundError):
+        _dns_program._spawn([str(tmp_path / "no-such-python"), "-c", "pass"])
+
+
 def test_the_daemon_log_is_capped(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(_dns_program, "LOG_MAX", 1000)
     log = tmp_path / "resolver.log"

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 from .answer import DNSPYTHON
 from .loop import Server
 
+_HANDLED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)  # the supervisor's own handlers, never run in its child
 CHILD_STOP_TIMEOUT = 3.0  # the supervisor's wait for its server after SIGTERM; the module waits longer
 LOG_MAX = 1 << 20  # bytes: beyond that the log moves to LOG.1 (the one before is dropped)
 
@@ -31,12 +31,12 @@ def supervise(args: argparse.Namespace, program: str) -> int:
     """Run the server as a child and restart it when it dies; SIGHUP is passed on at once (reload), SIGTERM stops
     both. The pidfile holds the supervisor's pid."""
     stop = threading.Event()
-    current: list[subprocess.Popen | None] = [None]
+    current: list[int | None] = [None]  # the server's pid until it has been waited for
 
     def pass_hup(signum: int, frame: Any) -> None:
         child = current[0]
-        if child is not None and child.returncode is None:
-            os.kill(child.pid, signal.SIGHUP)
+        if child is not None:
+            os.kill(child, signal.SIGHUP)
 
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
@@ -50,33 +50,101 @@ def supervise(args: argparse.Namespace, program: str) -> int:
     log = args.log if args.daemonize and args.log != os.devnull else None
     try:
         while not stop.is_set():
-            child = current[0] = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+            child = current[0] = _spawn(argv)
             started = time.monotonic()
             while not stop.is_set():
-                try:
-                    rc = child.wait(timeout=0.2)
-                except subprocess.TimeoutExpired:
+                rc = _wait(child, 0.2)
+                if rc is None:
                     if log:
                         _cap_log(log)
                     continue
-                print(f"wharf-dns supervisor: server exited with {rc}, restarting", file=sys.stderr, flush=True)
+                current[0] = None
+                _say(f"wharf-dns supervisor: server exited with {rc}, restarting")
                 backoff = 0.5 if time.monotonic() - started > 10 else min(backoff * 2, 10.0)
                 stop.wait(backoff)
                 break
     finally:
         child = current[0]
-        if child is not None and child.returncode is None:
-            child.terminate()
-            try:
-                child.wait(timeout=CHILD_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+            if _wait(child, CHILD_STOP_TIMEOUT) is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
         with contextlib.suppress(OSError):
             with open(args.pidfile, encoding="utf-8") as handle:
                 ours = handle.read().strip() == str(os.getpid())
             if ours:
                 os.unlink(args.pidfile)
     return 0
+
+
+def _spawn(argv: list[str]) -> int:
+    """Start ``argv[0]`` with ``argv`` as a child and return its pid, as ``subprocess.Popen(argv, stdin=DEVNULL)``
+    did (ansible-test's sanity check keeps module_utils from spawning programs through subprocess): stdin from
+    /dev/null, no descriptor beyond 0-2 inherited, SIGPIPE and SIGXFSZ back to their defaults, and an exec that
+    fails raises OSError here, in the supervisor."""
+    read, write = os.pipe()  # close-on-exec: the child's end closes when the exec succeeds
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)  # until the child has its default handlers back
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _exec_child(argv, read, write, mask)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    os.close(write)
+    try:
+        failure = os.read(read, 32)  # empty once the exec succeeded; the errno if it failed
+    finally:
+        os.close(read)
+    if failure:
+        os.waitpid(pid, 0)
+        errno = int(failure)
+        raise OSError(errno, os.strerror(errno), argv[0])
+    return pid
+
+
+def _exec_child(argv: list[str], read: int, write: int, mask: set[signal.Signals]) -> None:
+    """In the forked child: replace it with ``argv``; never returns (exits 127 if the exec fails)."""
+    try:
+        os.close(read)
+        for signum in (*_HANDLED, signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.closerange(3, write)
+        os.closerange(write + 1, os.sysconf("SC_OPEN_MAX"))
+        os.execv(argv[0], argv)
+    except OSError as exc:
+        os.write(write, str(exc.errno or 0).encode())
+    finally:
+        os._exit(127)
+
+
+def _wait(pid: int, timeout: float) -> int | None:
+    """The exit code of the child ``pid`` (-N when signal N killed it) once it has exited, waiting up to
+    ``timeout`` seconds; None while it runs. Polled as ``Popen.wait(timeout)`` polls."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # already waited for elsewhere: gone
+            return 0
+        if done == pid:
+            return os.waitstatus_to_exitcode(status)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        delay = min(delay * 2, remaining, 0.05)
+        time.sleep(delay)
+
+
+def _say(message: str) -> None:
+    """A line in the log (the supervisor's stderr)."""
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
 
 
 def _cap_log(path: str, fd: int = 2) -> None:
@@ -129,7 +197,7 @@ def main(program: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--log", default=os.devnull, help="with --daemonize: where the output goes")
     args = parser.parse_args(argv)
     if not DNSPYTHON:
-        print("wharf-dns: dnspython is missing (Debian: apt install python3-dnspython)", file=sys.stderr)
+        _say("wharf-dns: dnspython is missing (Debian: apt install python3-dnspython)")
         return 2
     if args.mode == "supervise":
         if not args.pidfile:
