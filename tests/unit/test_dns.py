@@ -31,6 +31,11 @@ from ansible_collections.wharf.network.plugins.module_utils._dns.files import (
     plan_container_files,
     resolv_conf_text,
 )
+from ansible_collections.wharf.network.plugins.module_utils._dns.server import forward as _dns_forward
+from ansible_collections.wharf.network.plugins.module_utils._dns.server import loop as _dns_loop
+from ansible_collections.wharf.network.plugins.module_utils._dns.server import program as _dns_program
+from ansible_collections.wharf.network.plugins.module_utils._dns.server import tables as _dns_tables
+from ansible_collections.wharf.network.plugins.module_utils._dns.server import tcp as _dns_tcp
 from ansible_collections.wharf.network.plugins.module_utils._dns.state import (
     HostResolvConf,
     parse_resolv_conf,
@@ -255,7 +260,7 @@ class Running:
         self.state_path, self.status = tmp / "state.json", tmp / "status.json"
         self.state_path.write_text(json.dumps(state))
         self.port = _free_port()
-        self.server = _dns_server.Server(str(self.state_path), str(self.status), port=self.port)
+        self.server = _dns_loop.Server(str(self.state_path), str(self.status), port=self.port)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         self.wait(lambda status: status.get("loaded"))
@@ -281,7 +286,7 @@ class Running:
     def close(self) -> None:
         self.server.stop()
         self.thread.join(5)
-        for sock in [*self.server.udp.values(), *self.server.tcp.values()]:
+        for sock in [*self.server.listener.udp.values(), *self.server.listener.tcp.values()]:
             sock.close()
 
 
@@ -446,8 +451,8 @@ def test_resolver_forwards_and_never_leaks_topology_names(tmp_path: Path):
 
 
 def test_resolver_servfail_on_silent_upstream_and_bounded_in_flight(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(_dns_server, "FORWARD_ATTEMPT_TIMEOUT", 0.4)
-    monkeypatch.setattr(_dns_server, "MAX_IN_FLIGHT", 2)
+    monkeypatch.setattr(_dns_forward, "FORWARD_ATTEMPT_TIMEOUT", 0.4)
+    monkeypatch.setattr(_dns_forward, "MAX_IN_FLIGHT", 2)
     upstream = FakeUpstream(silent=True)
     running = Running(tmp_path, _local_state(forward=True, upstreams=[upstream.address, upstream.address]))
     try:
@@ -469,7 +474,7 @@ def test_resolver_servfail_on_silent_upstream_and_bounded_in_flight(tmp_path: Pa
         assert sorted(first) == [102, 103, 104], arrivals
         assert min(arrivals[100], arrivals[101]) >= 0.75, arrivals
         assert len(upstream.seen) == 4  # each of the two in flight asked both upstream entries
-        assert running.server.in_flight == 0
+        assert running.server.forwarder.in_flight == 0
     finally:
         running.close()
         upstream.close()
@@ -534,6 +539,13 @@ def test_systemd_path_start_noop_reload_stop(tmp_path: Path, monkeypatch):
         ]
         assert "ExecStart=" in unit.read_text()
         assert converge(doc()) == [] and converge(doc(), check=True) == []
+        # any part of the program changed on the host (not only its entry point): written again, restarted
+        part = Path(paths.program_dir) / "answer.py"
+        part.write_text(part.read_text() + "# old\n")
+        changes = converge(doc())
+        assert changes == [f"write file '{paths.program}'", "restart resolver 'wharf-dns'"], changes
+        assert systemd.calls[-3:] == ["stop wharf-dns.service", "daemon-reload", "start wharf-dns.service"]
+        assert converge(doc()) == []
         grown = doc()
         grown["containers"]["new"] = {"host": "h1", "networks": {"front": {"ipv4_address": "10.9.0.77"}}}
         changes = converge(grown)
@@ -571,7 +583,7 @@ def _closed_by_server(conn: socket.socket, within: float) -> bool:
 
 
 def test_tcp_refuses_unknown_clients_and_limits_each_source(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(_dns_server, "MAX_TCP_PER_SOURCE", 3)
+    monkeypatch.setattr(_dns_tcp, "MAX_TCP_PER_SOURCE", 3)
     state = _local_state(forward=False, upstreams=[])
     state["clients"]["127.0.0.3"] = state["clients"]["127.0.0.1"]
     running = Running(tmp_path, state)
@@ -591,9 +603,9 @@ def test_tcp_refuses_unknown_clients_and_limits_each_source(tmp_path: Path, monk
         for conn in held[1:4]:
             conn.close()
         deadline = time.monotonic() + 3
-        while running.server.tcp_by_source and time.monotonic() < deadline:
+        while running.server.tcp_clients.by_source and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert running.server.tcp_by_source == {}  # every slot given back
+        assert running.server.tcp_clients.by_source == {}  # every slot given back
         assert _addresses(running.ask("web", tcp=True)) == ["10.5.0.10"]
     finally:
         for conn in held:
@@ -602,7 +614,7 @@ def test_tcp_refuses_unknown_clients_and_limits_each_source(tmp_path: Path, monk
 
 
 def test_tcp_request_deadline_is_for_the_whole_request(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(_dns_server, "TCP_REQUEST_TIMEOUT", 1.0)
+    monkeypatch.setattr(_dns_tcp, "TCP_REQUEST_TIMEOUT", 1.0)
     running = Running(tmp_path, _local_state(forward=False, upstreams=[]))
     try:
         wire = dns.message.make_query("web", "A").to_wire()
@@ -647,7 +659,7 @@ def test_tables_grow_with_each_views_names_not_views_times_names():
         for j in range(5)
     }
     state = resolver_state(parse_topology({"networks": networks, "containers": containers}), "h", HostResolvConf())
-    tables = _dns_server.load_tables(json.dumps(state).encode())
+    tables = _dns_tables.load_tables(json.dumps(state).encode())
     views = {id(client.view): client.view for client in tables.clients.values()}
     assert len(views) == 60 and len(tables.hidden) >= 600  # names and NAME.NETWORK of 300 containers
     for view in views.values():
@@ -684,20 +696,20 @@ def test_an_upstream_that_cannot_be_reached_at_all_is_answered_and_counted_out(t
             raise OSError(97, "Address family not supported by protocol")
         return real_socket(family, *args, **kwargs)
 
-    monkeypatch.setattr(_dns_server, "MAX_IN_FLIGHT", 3)
+    monkeypatch.setattr(_dns_forward, "MAX_IN_FLIGHT", 3)
     upstream = FakeUpstream()
     state = _local_state(forward=True, upstreams=["2001:db8::53"])
     state["clients"]["127.0.0.3"] = {"view": "n", "forward": True, "upstreams": ["2001:db8::53", upstream.address]}
     running = Running(tmp_path, state)
-    monkeypatch.setattr(_dns_server.socket, "socket", no_ipv6)
+    monkeypatch.setattr(_dns_forward.socket, "socket", no_ipv6)
     try:
         for index in range(6):  # twice MAX_IN_FLIGHT: each is answered and counted out
             assert running.ask(f"q{index}.example.com").rcode() == dns.rcode.SERVFAIL
-        assert running.server.in_flight == 0
+        assert running.server.forwarder.in_flight == 0
         query = dns.message.make_query("www.example.com", "A")
         answer = dns.query.udp(query, "127.0.0.1", port=running.port, timeout=3, source="127.0.0.3")
         assert _addresses(answer) == ["203.0.113.7"]  # the IPv4 server after the IPv6 one
-        assert running.server.in_flight == 0
+        assert running.server.forwarder.in_flight == 0
     finally:
         monkeypatch.undo()
         running.close()
@@ -728,7 +740,7 @@ def test_stop_leaves_no_server_behind_even_when_it_does_not_die(tmp_path: Path, 
     monkeypatch.setattr(_dns_daemon, "STOP_TIMEOUT", 1.0)  # shorter than the supervisor's own wait for its server
     paths = Paths(str(tmp_path / "dns"))
     os.makedirs(paths.state_dir)
-    Path(paths.program).write_text(_dns_daemon.server_source())
+    _dns_daemon.write_program(paths, _dns_daemon.program_files())
     state = _local_state(forward=False, upstreams=[])
     state["listen"] = []
     text = render_state(state)
@@ -750,16 +762,67 @@ def test_stop_leaves_no_server_behind_even_when_it_does_not_die(tmp_path: Path, 
             os.killpg(supervisor, signal.SIGKILL)
 
 
+def test_the_program_names_every_file_of_its_package():
+    package = Path(_dns_server.__file__).parent
+    assert sorted(_dns_server.FILES) == sorted(path.name for path in package.glob("*.py"))
+
+
+def test_the_program_runs_out_of_the_collection(tmp_path: Path):
+    """Copied to the host, the program is its entry point and the package beside it: it imports with the standard
+    library alone (-S: no site-packages, so neither ansible_collections nor dnspython; -I: not even the script's
+    directory on sys.path, which the entry point adds itself), and writes no bytecode beside itself."""
+    from ansible_collections.wharf.network.plugins.module_utils._dns import daemon as _dns_daemon
+
+    paths = Paths(str(tmp_path / "dns"))
+    files = _dns_daemon.program_files()
+    _dns_daemon.write_program(paths, files)
+    (Path(paths.program_dir) / "gone.py").write_text("# a part an older version had\n")
+    _dns_daemon.write_program(paths, files)
+    written = sorted(str(path.relative_to(paths.state_dir)) for path in Path(paths.state_dir).rglob("*"))
+    assert written == sorted(["server", *files]), written
+    assert (Path(paths.program_dir) / "answer.py").read_bytes() == Path(_dns_server.__file__).with_name(
+        "answer.py"
+    ).read_bytes()
+    help_text = _run_command([sys.executable, "-I", "-S", paths.program, "--help"])
+    assert help_text[0] == 0 and "wharf.network embedded DNS resolver" in help_text[1], help_text
+    serve = [sys.executable, "-I", "-S", paths.program, "serve", "--state", paths.state, "--status", paths.status]
+    rc, _out, err = _run_command(serve)
+    assert rc == 2 and "dnspython is missing" in err, (rc, err)
+    assert not list(Path(paths.state_dir).rglob("__pycache__"))
+    _dns_daemon.remove_program(paths)
+    assert os.listdir(paths.state_dir) == []
+
+
+def test_the_supervisor_starts_its_server_as_popen_did(tmp_path: Path):
+    """stdin from /dev/null, no descriptor beyond 0-2 inherited, the exit code (or -signal) waited for, and an exec
+    that fails raises in the supervisor."""
+    inherited = os.open(tmp_path / "inherited", os.O_WRONLY | os.O_CREAT)
+    os.set_inheritable(inherited, True)
+    try:
+        fd_path = f"/proc/self/fd/{inherited}"
+        code = f"import os,sys; sys.exit(4 if os.read(0, 1) else 5 if os.path.lexists('{fd_path}') else 0)"
+        pid = _dns_program._spawn([sys.executable, "-c", code])
+        assert _dns_program._wait(pid, 10) == 0  # 4: stdin was not empty, 5: the descriptor was inherited
+    finally:
+        os.close(inherited)
+    pid = _dns_program._spawn([sys.executable, "-c", "import time; time.sleep(30)"])
+    assert _dns_program._wait(pid, 0.1) is None
+    os.kill(pid, signal.SIGKILL)
+    assert _dns_program._wait(pid, 10) == -signal.SIGKILL
+    with pytest.raises(FileNotFoundError):
+        _dns_program._spawn([str(tmp_path / "no-such-python"), "-c", "pass"])
+
+
 def test_the_daemon_log_is_capped(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(_dns_server, "LOG_MAX", 1000)
+    monkeypatch.setattr(_dns_program, "LOG_MAX", 1000)
     log = tmp_path / "resolver.log"
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, b"a" * 600)
-        _dns_server._cap_log(str(log), fd)
+        _dns_program._cap_log(str(log), fd)
         assert log.stat().st_size == 600 and not (tmp_path / "resolver.log.1").exists()
         os.write(fd, b"b" * 600)
-        _dns_server._cap_log(str(log), fd)
+        _dns_program._cap_log(str(log), fd)
         assert (tmp_path / "resolver.log.1").read_bytes() == b"a" * 600 + b"b" * 600
         os.write(fd, b"c" * 10)  # the writer's descriptor goes on at the start of the emptied file
         assert log.read_bytes() == b"c" * 10
@@ -779,13 +842,13 @@ def test_queries_are_answered_while_a_reload_builds(tmp_path: Path, monkeypatch)
     hundreds of views takes seconds to build), then swaps."""
     running = Running(tmp_path, _local_state(forward=False, upstreams=[]))
     gate = threading.Event()
-    real_load = _dns_server.load_tables
+    real_load = _dns_tables.load_tables
 
     def slow_load(raw: bytes):
         assert gate.wait(10)
         return real_load(raw)
 
-    monkeypatch.setattr(_dns_server, "load_tables", slow_load)
+    monkeypatch.setattr(_dns_loop, "load_tables", slow_load)
     try:
         before = json.loads(running.status.read_text())["loaded"]
         state = _local_state(forward=False, upstreams=[])

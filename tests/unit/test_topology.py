@@ -1016,9 +1016,9 @@ def test_names_the_embedded_dns_cannot_serve_are_errors_before_anything_changes(
     # the longest valid ones pass, and the resolver loads what they give
     longest = ".".join(["y" * 63] * 3) + "." + "z" * 55  # 247 + ".front" = 253
     ok = one_network({"c": {"hostname": "h" * 63, "networks": {"front": {"aliases": [longest]}}}})
-    from ansible_collections.wharf.network.plugins.module_utils._dns import server as _dns_server
     from ansible_collections.wharf.network.plugins.module_utils._dns.daemon import render_state
+    from ansible_collections.wharf.network.plugins.module_utils._dns.server.tables import load_tables
     from ansible_collections.wharf.network.plugins.module_utils._dns.state import HostResolvConf, resolver_state
 
     state = resolver_state(topo.parse_topology(ok), "h", HostResolvConf())
-    assert f"{longest}.front" in _dns_server.load_tables(render_state(state).encode()).hidden
+    assert f"{longest}.front" in load_tables(render_state(state).encode()).hidden

@@ -3,8 +3,9 @@
 
 What ``container_dns`` converges, in one plan (so check mode reports exactly what a run does):
 
-- the program: ``_dns/server.py`` copied from the collection to ``STATE_DIR/server.py`` (the module reads its own
-  copy through the module loader, which works inside Ansible's zip), run with the module's own interpreter;
+- the program: the package ``_dns/server/`` copied from the collection to ``STATE_DIR/server/`` beside its entry
+  point ``STATE_DIR/server.py`` (the module reads its own copy through the module loader, which works inside
+  Ansible's zip), run with the module's own interpreter;
 - the state: ``STATE_DIR/state.json`` (``_dns_state.resolver_state``), written atomically;
 - the process: where systemd is PID 1, a unit ``wharf-dns.service`` (Restart=always, ExecReload=SIGHUP); elsewhere
   a supervisor (``server.py supervise``: restarts the server if it dies, passes SIGHUP on) with a pidfile. A new
@@ -23,6 +24,7 @@ import json
 import os
 import pkgutil
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -30,13 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._dns import server as _dns_server
 from ansible_collections.wharf.network.plugins.module_utils._dns.files import (
     container_files,
     plan_container_files,
     read_file,
     write_atomically,
 )
+from ansible_collections.wharf.network.plugins.module_utils._dns.server import FILES as SERVER_FILES
+from ansible_collections.wharf.network.plugins.module_utils._dns.server import program as _server_program
 from ansible_collections.wharf.network.plugins.module_utils._dns.state import (
     HostResolvConf,
     parse_resolv_conf,
@@ -54,7 +57,7 @@ STATE_DIR = "/run/wharf/dns"
 UNIT_NAME = "wharf-dns.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
 READY_TIMEOUT = 15.0
-STOP_TIMEOUT = 8.0  # longer than the supervisor waits for its server (_dns_server.CHILD_STOP_TIMEOUT)
+STOP_TIMEOUT = 8.0  # longer than the supervisor waits for its server (server/program.py CHILD_STOP_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ class Paths:
     @property
     def program(self) -> str:
         return os.path.join(self.state_dir, "server.py")
+
+    @property
+    def program_dir(self) -> str:
+        """The program's package, beside its entry point ``program``."""
+        return os.path.join(self.state_dir, "server")
 
     @property
     def state(self) -> str:
@@ -84,13 +92,69 @@ class Paths:
         return os.path.join(self.state_dir, "resolver.log")
 
 
-def server_source() -> str:
-    """The daemon's program text, read from the collection (a plain file or Ansible's module zip alike)."""
-    # imported above so that Ansible ships it in the module's zip; read back as text to copy it to the host
-    data = pkgutil.get_data(_dns_server.__name__.rsplit(".", 1)[0], "server.py")
-    if data is None:
-        raise WharfError("cannot read the resolver program _dns/server.py from the collection")
-    return data.decode("utf-8")
+# The program's entry point on the host, what the command lines and the unit run. Its package is beside it in
+# server/, imported as `server`: the script's directory is put first on sys.path (Python does so for a script
+# anyway, unless -P or PYTHONSAFEPATH says otherwise), and no bytecode is written there (the directory holds
+# what the module wrote, nothing else; a rewritten file never meets a stale .pyc).
+ENTRY_POINT = '''\
+# written by wharf.network (container_dns): the embedded DNS resolver, its parts in server/ beside this file
+"""wharf.network's embedded DNS resolver (see server/__init__.py).
+
+    python server.py serve --state STATE.json --status STATUS.json
+    python server.py supervise --state ... --status ... --pidfile PIDFILE [--daemonize --log LOG]
+"""
+
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from server.program import main
+
+raise SystemExit(main(os.path.abspath(__file__)))
+'''
+
+
+def program_files() -> dict[str, str]:
+    """The resolver program as the host gets it, path relative to the state directory → text: the entry point
+    ``server.py`` and the package ``_dns/server/`` as ``server/``, read from the collection (plain files or
+    Ansible's module zip alike)."""
+    # the program's main module is imported above so that Ansible ships the whole program in the module's zip (it
+    # imports every other part of it); the files are read back from its package as text to copy them to the host
+    package = _server_program.__package__
+    files = {"server.py": ENTRY_POINT}
+    for name in SERVER_FILES:
+        data = pkgutil.get_data(package, name)
+        if data is None:
+            raise WharfError(f"cannot read the resolver program _dns/server/{name} from the collection")
+        files[f"server/{name}"] = data.decode("utf-8")
+    return files
+
+
+def program_digest(files: dict[str, str]) -> str:
+    """One digest of the whole program: its file names and their content."""
+    return digest("".join(f"{name}\0{text}\0" for name, text in sorted(files.items())))
+
+
+def write_program(paths: Paths, files: dict[str, str]) -> None:
+    """Write the program: each file atomically, the package first and the entry point last; whatever else is in
+    the package directory (a file an older version had) goes."""
+    for name, text in sorted(files.items(), key=lambda item: item[0] == "server.py"):
+        write_atomically(os.path.join(paths.state_dir, name), text, 0o755 if name == "server.py" else 0o644)
+    ours = {name.partition("/")[2] for name in files if name.startswith("server/")}
+    for name in sorted(set(os.listdir(paths.program_dir)) - ours):
+        path = os.path.join(paths.program_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            _unlink(path)
+
+
+def remove_program(paths: Paths) -> None:
+    """Remove the entry point and the package beside it (both may already be gone)."""
+    _unlink(paths.program)
+    shutil.rmtree(paths.program_dir, ignore_errors=True)
 
 
 def render_state(state: dict[str, Any]) -> str:
@@ -410,7 +474,10 @@ def dns_converge(
             paths.log,
             UNIT_PATH if systemd else None,
         ):
-            if path and os.path.exists(path):
+            if path == paths.program:  # the program is its entry point and the package beside it, in one change
+                if os.path.exists(path) or os.path.isdir(paths.program_dir):
+                    plan.add("file", path, "delete", {"exists": True}, None, lambda: remove_program(paths))
+            elif path and os.path.exists(path):
                 plan.add("file", path, "delete", {"exists": True}, None, lambda p=path: _unlink(p))
         if systemd and os.path.exists(UNIT_PATH):
             plan.add("systemd", "units", "reload", None, None, lambda: control.systemctl("daemon-reload"))
@@ -422,17 +489,18 @@ def dns_converge(
 
     state_text = render_state(state)
     want = digest(state_text)
-    program = server_source()
+    program = program_files()
     old_state = read_file(paths.state)
-    program_changed = read_file(paths.program) != program
+    # one change for the whole program, named by its entry point (what the command lines run)
+    program_changed = any(read_file(os.path.join(paths.state_dir, name)) != text for name, text in program.items())
     if program_changed:
         plan.add(
             "file",
             paths.program,
             "write",
             None,
-            {"sha256": digest(program)[:16]},
-            lambda: write_atomically(paths.program, program, 0o755),
+            {"sha256": program_digest(program)[:16]},
+            lambda: write_program(paths, program),
         )
     if old_state != state_text:
         before = None if old_state is None else {"content": old_state}

@@ -2,7 +2,7 @@
 """The topology model → this host's resolver state: who may ask, and what each asker may learn.
 
 Pure (no Ansible, no kernel, no DNS library): the ``container_dns`` module renders it to JSON and the resolver
-daemon (``_dns/server.py``) loads that JSON and precomputes its wire answers from it.
+daemon (``_dns/server/``) loads that JSON and precomputes its wire answers from it.
 
 Why views: the answer depends on who asks (Docker's embedded resolver and aardvark-dns work the same way). An
 asker is known by its source address; the address gives the container, the container its networks, and every
