@@ -60,6 +60,7 @@ pytestmark = pytest.mark.integration
 GOLDEN = REPO / "tests" / "golden"
 UPDATE = os.environ.get("WHARF_GOLDEN_UPDATE") == "1"
 PROBE = Path(__file__).resolve().parent / "goldenprobe.py"
+RESOLVER_SOURCE = REPO / "plugins" / "module_utils" / "_dns" / "server"
 RESOLV_CONF = "nameserver 192.0.2.53\nsearch example.test\n"
 RANDOM = "<random>"
 RESULT_FIELDS = ("changed", "changes", "steps", "diff", "containers", "remote_containers", "publishes", "dns")
@@ -308,8 +309,14 @@ def files_view(raw: dict[str, Any]) -> dict[str, Any]:
     for path, entry in sorted(raw["files"].items()):
         entry = dict(entry)
         content = entry.pop("content", None)
-        if content is not None and path == "/run/wharf/dns/server.py":
-            # the resolver program, copied verbatim from the collection: its digest, not a second copy
+        source = RESOLVER_SOURCE / path.removeprefix("/run/wharf/dns/server/")
+        if content is not None and path.startswith("/run/wharf/dns/server/"):
+            # the resolver's package, copied verbatim from the collection: which file, not a second copy (a change
+            # of the resolver's source is not a change of what the collection writes)
+            same = source.is_file() and source.read_text() == content
+            entry["copy_of"] = str(source.relative_to(REPO)) if same else hashlib.sha256(content.encode()).hexdigest()
+        elif content is not None and path == "/run/wharf/dns/server.py":
+            # the resolver's entry point: its digest, not a second copy
             entry["sha256"] = hashlib.sha256(content.encode()).hexdigest()
         elif content is not None:
             if path.startswith("/run/wharf/owned/netns/"):
