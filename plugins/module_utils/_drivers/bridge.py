@@ -25,8 +25,7 @@ class BridgeDriver(Driver):
     def bridge_item(self, network: Network) -> BridgeItem:
         """The network's bridge: the host routes for its networks; what may pass is the firewall table's business
         (isolation, egress, publishes), so every bridge forwards."""
-        assert network.bridge_name is not None  # bridged drivers always have one
-        return BridgeItem(name=network.bridge_name, mtu=network.mtu, forwarding=True)
+        return BridgeItem(name=str(network.bridge_name), mtu=network.mtu, forwarding=True)  # bridged: always named
 
     def add_network(self, plan: PlanBuilder, network: Network) -> None:
         bridge = self.bridge_item(network)
@@ -48,12 +47,11 @@ class BridgeDriver(Driver):
         )
 
     def add_endpoint(self, plan: PlanBuilder, network: Network, container: Container, endpoint: Endpoint) -> None:
-        assert endpoint.host_interface is not None and network.bridge_name is not None  # a veth on a bridge
         veth = VethItem(
-            name=endpoint.host_interface,
+            name=str(endpoint.host_interface),  # a bridged endpoint always has a host end
             peer=endpoint.interface,
             peer_namespace=container.name,
-            master=network.bridge_name,
+            master=str(network.bridge_name),
             mtu=network.mtu,
             peer_mac=endpoint.mac_address,
         )
