@@ -79,10 +79,10 @@ def read_listeners() -> list[Listener]:
     """Every socket of this network namespace that holds a port."""
     listeners: list[Listener] = []
     for name, protocol, version in (("tcp", "tcp", 4), ("tcp6", "tcp", 6), ("udp", "udp", 4), ("udp6", "udp", 6)):
-        text = _read(f"/proc/net/{name}")
+        text = read_proc_file(f"/proc/net/{name}")
         if text:
             listeners.extend(parse_proc_net(text, protocol, version))
-    sctp = _read("/proc/net/sctp/eps")
+    sctp = read_proc_file("/proc/net/sctp/eps")
     if sctp:
         listeners.extend(parse_sctp_eps(sctp))
     return listeners
@@ -98,12 +98,13 @@ def socket_owners(inodes: set[int]) -> dict[int, str]:
                 with contextlib.suppress(OSError):
                     inode = wanted.get(os.readlink(f"/proc/{pid}/fd/{fd}"))
                     if inode is not None and inode not in owners:
-                        comm = (_read(f"/proc/{pid}/comm") or "?").strip()
+                        comm = (read_proc_file(f"/proc/{pid}/comm") or "?").strip()
                         owners[inode] = f"pid {pid} {comm}"
     return owners
 
 
-def _read(path: str) -> str | None:
+def read_proc_file(path: str) -> str | None:
+    """A small file of /proc as text, or None when it is gone (a process that ended, a sysctl of a deleted link)."""
     try:
         with open(path) as handle:
             return handle.read()

@@ -26,7 +26,11 @@ from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Change, Plan
-from ansible_collections.wharf.network.plugins.module_utils._firewall.listeners import read_listeners, socket_owners
+from ansible_collections.wharf.network.plugins.module_utils._firewall.listeners import (
+    read_listeners,
+    socket_owners,
+)
+from ansible_collections.wharf.network.plugins.module_utils._firewall.listeners import read_proc_file as _read
 from ansible_collections.wharf.network.plugins.module_utils._firewall.merge import merge_networks, merge_publishes
 from ansible_collections.wharf.network.plugins.module_utils._firewall.model import (
     ANY,
@@ -104,14 +108,6 @@ class FirewallPlan(Plan):
             result["before"] += f"\n# table {TABLE_LABEL}\n{self.table_before or ''}"
             result["after"] += f"\n# table {TABLE_LABEL}\n{self.table_after or ''}"
         return result
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
 
 
 def read_port_range(proc_sys: str = PROC_SYS) -> tuple[int, int]:
