@@ -41,7 +41,8 @@ from ansible_collections.wharf.network.plugins.module_utils._firewall.render imp
     render,
     transaction,
 )
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import _Parser
+from ansible_collections.wharf.network.plugins.module_utils._model.fields import Fields
+from ansible_collections.wharf.network.plugins.module_utils._model.ports import read_port
 
 FRONT = {"bridge": "br-front", "subnet": "172.28.0.0/24"}
 BACK = {"bridge": "br-back", "subnet": "172.29.0.0/24", "internal": True}
@@ -518,9 +519,9 @@ def test_check_mode_predicts_route_localnet_of_a_bridge_made_earlier_in_the_run(
 )
 def test_fast_port_parse_agrees_with_the_general_parser(spec):
     fast = _simple_port(spec)
-    parser = _Parser()
-    general = parser.port("p", spec)
-    assert fast is not None and not parser.errors
+    fields = Fields()
+    general = read_port(fields, "p", spec)
+    assert fast is not None and not fields.errors
     assert (fast.host_ip, fast.published, fast.target, fast.protocol) == (
         general.host_ip, general.published, general.target, general.protocol,
     )  # fmt: skip

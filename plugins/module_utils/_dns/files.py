@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from ansible_collections.wharf.network.plugins.module_utils._dns.state import MAX_NAMESERVERS, HostResolvConf
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import Container, Topology
+from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Topology
 
 DOCKER_NDOTS = "ndots:0"  # Docker's resolv.conf when its embedded resolver serves the container
 NETNS_ETC = "/etc/netns"

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import Container, Topology
+from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Topology
 
 STATE_FORMAT = 1
 RECORD_TTL = 600  # seconds, Docker's embedded resolver uses the same

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from ansible_collections.wharf.network.plugins.module_utils._dns.daemon import DnsResult, dns_converge
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
 from ansible_collections.wharf.network.plugins.module_utils._engine.steps import ConvergeResult
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import Topology
+from ansible_collections.wharf.network.plugins.module_utils._model.types import Topology
 
 # runs a command for the DNS step: argv -> (rc, stdout, stderr)
 DnsRunner = Callable[[list[str]], tuple]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ansible_collections.wharf.network.plugins.module_utils._model.items import PlanBuilder
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import (
+from ansible_collections.wharf.network.plugins.module_utils._model.types import (
     Container,
     Endpoint,
     Network,

@@ -13,7 +13,7 @@ from ansible_collections.wharf.network.plugins.module_utils._model.items import 
     Route,
     VethItem,
 )
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import Container, Endpoint, Network
+from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Endpoint, Network
 
 
 class BridgeDriver(Driver):

@@ -18,12 +18,8 @@ from ansible_collections.wharf.network.plugins.module_utils._model.items import 
     VxlanItem,
     container_summary,
 )
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import (
-    Network,
-    Topology,
-    mac_for,
-    vxlan_name_for,
-)
+from ansible_collections.wharf.network.plugins.module_utils._model.names import mac_for, vxlan_name_for
+from ansible_collections.wharf.network.plugins.module_utils._model.types import Network, Topology
 
 
 class OverlayDriver(BridgeDriver):

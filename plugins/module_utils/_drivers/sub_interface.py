@@ -10,7 +10,7 @@ from __future__ import annotations
 from ansible_collections.wharf.network.plugins.module_utils._drivers.base import Driver
 from ansible_collections.wharf.network.plugins.module_utils._drivers.bridge import endpoint_interface
 from ansible_collections.wharf.network.plugins.module_utils._model.items import PlanBuilder, SubInterfaceItem
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import Container, Endpoint, Network
+from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Endpoint, Network
 
 
 class SubInterfaceDriver(Driver):

@@ -21,7 +21,9 @@ from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._engine import validate as check
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import PortMapping, _Parser
+from ansible_collections.wharf.network.plugins.module_utils._model.fields import Fields
+from ansible_collections.wharf.network.plugins.module_utils._model.ports import read_port
+from ansible_collections.wharf.network.plugins.module_utils._model.types import PortMapping
 
 LOOPBACK = IPv4Network("127.0.0.0/8")
 ANY = "0.0.0.0"
@@ -228,7 +230,7 @@ def parse_publishes(items: list[Mapping[str, Any]], path: str = "publishes") -> 
     publishes: list[Publish] = []
     for index, item in enumerate(items):
         where = str(item.get("source") or f"{path}[{index}]")
-        parser = _Parser()
+        fields = Fields()
         spec: object
         if item.get("port") not in (None, ""):
             long_form = [k for k in ("host_ip", "published", "target", "protocol") if item.get(k) not in (None, "")]
@@ -240,8 +242,8 @@ def parse_publishes(items: list[Mapping[str, Any]], path: str = "publishes") -> 
             spec = {k: item[k] for k in ("host_ip", "published", "target", "protocol") if item.get(k) not in (None, "")}
         mapping = _simple_port(spec)
         if mapping is None:
-            mapping = parser.port(where, spec)
-            errors.extend(parser.errors)
+            mapping = read_port(fields, where, spec)
+            errors.extend(fields.errors)
         try:
             address = _ip_address(str(item.get("address")))
         except ValueError:

@@ -20,7 +20,7 @@ from ansible_collections.wharf.network.plugins.module_utils._model.items import 
     PublishItem,
     container_summary,
 )
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import Container, Network, Topology
+from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Network, Topology
 
 __all__ = ["ITEM_LISTS", "HostPlan", "container_summary", "host_items", "host_plan", "ports_text"]
 

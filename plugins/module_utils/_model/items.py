@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._model.topology import Container, Topology
+from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Topology
 
 ITEM_LISTS = (
     "namespaces",
