@@ -2,7 +2,8 @@
 #   make setup   Debian packages, a Python 3.12 venv with the pinned requirements, the collection path
 #   make demo    setup + a sandbox host + `ansible-playbook site.yml` + the report (KEEP=1 keeps the sandbox)
 #   make fleet-demo  the same on three sandbox hosts joined by an underlay, with overlay networks across them
-#   make test    everything CI runs: lint (ruff, ansible-lint), sanity, unit, integration (real namespaces), molecule, and the
+#   make test    everything CI runs: lint (ruff, ansible-lint), sanity, unit, integration (real namespaces), the Galaxy
+#                tarball installed and used, molecule, and the
 #                ansible-core 2.19 / Python 3.11 compatibility converge
 #   make bench   the benchmarks (not tests; numbers vary by machine)
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # molecule and testinfra call ansible-playbook, ansible-config… by name: the venv comes first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: ansible-lint setup debian venv collection demo demo-down fleet-demo fleet-demo-down test lint sanity unit integration molecule compat bench clean-sandboxes
+.PHONY: ansible-lint package setup debian venv collection demo demo-down fleet-demo fleet-demo-down test lint sanity unit integration molecule compat bench clean-sandboxes
 
 setup: debian venv collection
 
@@ -73,7 +74,7 @@ fleet-demo: setup
 fleet-demo-down:
 	$(VENV)/bin/ansible-playbook -i inventories/fleet playbooks/sandbox.yml -e wharf_sandbox_state=absent
 
-test: setup lint sanity unit integration molecule compat
+test: setup lint sanity unit integration package molecule compat
 
 lint: ansible-lint
 	$(VENV)/bin/ruff check .
@@ -98,6 +99,10 @@ molecule:
 
 compat:
 	bash tests/compat.sh
+
+# the Galaxy tarball: built, checked against git, installed into an empty path, used outside the checkout
+package:
+	bash tests/package.sh
 
 bench: setup
 	$(PY) benchmarks/bench_modules.py
