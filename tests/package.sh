@@ -30,7 +30,7 @@ git ls-files | sort > "$work/tracked"
 extra=$(comm -23 "$work/in-tarball" "$work/tracked" | grep -vxE 'MANIFEST\.json|FILES\.json' || true)
 if [ -n "$extra" ]; then
   echo "package: the tarball holds files git does not track (add them to build_ignore in galaxy.yml):" >&2
-  echo "$extra" | sed 's/^/  /' >&2
+  while read -r file; do echo "  $file"; done <<< "$extra" >&2
   exit 1
 fi
 # ... and every tracked file a user runs: plugins, roles, playbooks, metadata, docs, changelog.
@@ -38,7 +38,7 @@ missing=$(grep -E '^(plugins|roles|playbooks|meta|docs|changelogs)/|^(README\.md
   | comm -23 - "$work/in-tarball" || true)
 if [ -n "$missing" ]; then
   echo "package: tracked files missing from the tarball (build_ignore too wide?):" >&2
-  echo "$missing" | sed 's/^/  /' >&2
+  while read -r file; do echo "  $file"; done <<< "$missing" >&2
   exit 1
 fi
 
