@@ -47,13 +47,14 @@ from ansible_collections.wharf.network.plugins.module_utils._dns.state import (
 )
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError, WharfError
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._kernel.files import state_path
 from ansible_collections.wharf.network.plugins.module_utils._model.topology import (
     Topology,
     TopologyError,
     parse_topology,
 )
 
-STATE_DIR = "/run/wharf/dns"
+STATE_DIR = state_path("dns")
 UNIT_NAME = "wharf-dns.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
 READY_TIMEOUT = 15.0

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from ansible_collections.wharf.network.plugins.module_utils._dns.state import MAX_NAMESERVERS, HostResolvConf
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
+from ansible_collections.wharf.network.plugins.module_utils._kernel.files import read_file, write_atomically
 from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Topology
 
 DOCKER_NDOTS = "ndots:0"  # Docker's resolv.conf when its embedded resolver serves the container
@@ -94,26 +95,6 @@ def container_files(topology: Topology, host: str, host_resolv: HostResolvConf) 
             entry["resolv.conf"] = resolv
         files[container.name] = entry
     return files
-
-
-def read_file(path: str) -> str | None:
-    """A file's text, or None when it does not exist."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
-    """Write through a temporary file in the same directory and rename it over ``path``: a reader (``ip netns
-    exec`` bind-mounting the file, the resolver reloading) sees the old file or the new one, never half of one."""
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    tmp = f"{path}.wharf-{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        os.fchmod(handle.fileno(), mode)
-    os.replace(tmp, path)
 
 
 def _rewrite(path: str, text: str) -> None:

@@ -38,7 +38,8 @@ class ValidationError(WharfError):
 
 
 def kernel_error(subject: str, action: str, exc: BaseException, field: str | None = None) -> WharfError:
-    """Turn an OSError or pyroute2 NetlinkError into a WharfError naming the object.
+    """Turn an OSError (the rtnetlink client's NetlinkError is one, with the kernel's errno) into a WharfError
+    naming the object.
 
     `subject` reads like `veth 'web1-eth0'`; `action` like `create` or `set mtu`.
     """

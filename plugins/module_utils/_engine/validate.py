@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 import re
 
-IFNAMSIZ = 15
+from ansible_collections.wharf.network.plugins.module_utils._kernel.limits import IFNAMSIZ, is_mac_text
+
 _IFNAME_FORBIDDEN = re.compile(r"[\s/:]")
 _NETNS_NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}$")
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
 def interface_name(path: str, value: object) -> str | None:
@@ -37,7 +37,7 @@ def namespace_name(path: str, value: object) -> str | None:
 def mac_address(path: str, value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _MAC.match(value):
+    if not isinstance(value, str) or not is_mac_text(value):
         return f"{path}: MAC address {value!r} is not of the form 02:42:ac:11:00:02"
     if int(value[:2], 16) & 1:
         return f"{path}: MAC address {value!r} is a multicast address (lowest bit of the first byte set)"

@@ -22,7 +22,7 @@ from typing import Any
 from ansible_collections.wharf.network.plugins.module_utils._engine import validate as check
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
 from ansible_collections.wharf.network.plugins.module_utils._model.fields import Fields
-from ansible_collections.wharf.network.plugins.module_utils._model.ports import read_port
+from ansible_collections.wharf.network.plugins.module_utils._model.ports import ports_text, read_port
 from ansible_collections.wharf.network.plugins.module_utils._model.types import PortMapping
 
 LOOPBACK = IPv4Network("127.0.0.0/8")
@@ -103,11 +103,11 @@ class Publish:
         return self.host_ip is not None and self.host_ip in LOOPBACK
 
     def host_text(self) -> str:
-        ports = _ports_text(self.published) if self.published else "(free port)"
+        ports = ports_text(self.published) if self.published else "(free port)"
         return f"{self.host_ip or ANY}:{ports}/{self.protocol}"
 
     def target_text(self) -> str:
-        return f"{self.address}:{_ports_text(self.target)}"
+        return f"{self.address}:{ports_text(self.target)}"
 
     def describe(self) -> str:
         return f"{self.host_text()} -> {self.target_text()}"
@@ -119,9 +119,9 @@ class Publish:
         """The row form: what the record file holds and the modules return."""
         return {
             "host_ip": str(self.host_ip) if self.host_ip else None,
-            "published": _ports_text(self.published) if self.published else None,
+            "published": ports_text(self.published) if self.published else None,
             "address": str(self.address),
-            "target": _ports_text(self.target),
+            "target": ports_text(self.target),
             "protocol": self.protocol,
             "auto": self.auto,
         }
@@ -145,10 +145,6 @@ class Publish:
         offset = self.target[0] - self.published[0]
         for port in range(self.published[0], self.published[1] + 1):
             yield port, port + offset
-
-
-def _ports_text(ports: tuple[int, int]) -> str:
-    return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
 
 
 def _range(text: str | int) -> tuple[int, int]:

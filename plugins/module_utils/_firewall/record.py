@@ -1,5 +1,6 @@
 # This file is private to the wharf.network collection: its API may change at any time.
-"""The record of what the last transaction applied, kept in ``/run/wharf/firewall.json``.
+"""The record of what the last transaction applied, kept in ``firewall.json`` of the state directory
+(``/run/wharf``, see ``_kernel.files``).
 
 It holds the desired networks and publishes (with the free ports they got, so a free port stays the same
 on the next run), the digest of the rendered text, and the digest of the table as the kernel listed it
@@ -20,8 +21,9 @@ import os
 from dataclasses import dataclass
 
 from ansible_collections.wharf.network.plugins.module_utils._firewall.model import FirewallNetwork, Publish
+from ansible_collections.wharf.network.plugins.module_utils._kernel.files import STATE_DIR, write_atomically
 
-RECORD_DIR = "/run/wharf"
+RECORD_DIR = STATE_DIR
 RECORD_NAME = "firewall.json"
 RENDER_NAME = "firewall.nft"
 RECORD_VERSION = 1
@@ -85,8 +87,8 @@ def write_record(directory: str, record: Record, rendered: str) -> None:
     """Keep ``record`` and the text it was rendered as; each file is replaced whole (a crash leaves the old
     one or the new one, never half of one)."""
     os.makedirs(directory, mode=0o755, exist_ok=True)
-    _write_atomically(os.path.join(directory, RENDER_NAME), rendered)
-    _write_atomically(os.path.join(directory, RECORD_NAME), record.as_json())
+    write_atomically(os.path.join(directory, RENDER_NAME), rendered)
+    write_atomically(os.path.join(directory, RECORD_NAME), record.as_json())
 
 
 def forget_record(directory: str) -> None:
@@ -94,10 +96,3 @@ def forget_record(directory: str) -> None:
     for name in (RECORD_NAME, RENDER_NAME):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(directory, name))
-
-
-def _write_atomically(path: str, text: str) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)

@@ -51,9 +51,9 @@ from ansible_collections.wharf.network.plugins.module_utils._firewall.model impo
     network_of,
 )
 from ansible_collections.wharf.network.plugins.module_utils._firewall.nft import FAMILY, TABLE, USER_TABLE
+from ansible_collections.wharf.network.plugins.module_utils._kernel.limits import VXLAN_PORT
 
 USER_HOOK_PRIORITY = -10  # the user table's forward chain runs before ours (priority filter, 0)
-VXLAN_PORT = 4789  # the port wharf's VXLAN devices use (IANA): the one the input chain guards
 
 
 def chain_names(network: FirewallNetwork) -> tuple[str, str]:

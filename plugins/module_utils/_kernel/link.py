@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import LinkMessage, Rtnl
+from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import IFF_UP, LinkMessage, Rtnl
 
 OWNER_MARK = "wharf.network"
-IFF_UP = 1
 
 
 @dataclass

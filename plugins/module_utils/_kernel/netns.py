@@ -21,9 +21,9 @@ from ansible_collections.wharf.network.plugins.module_utils._engine.errors impor
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._engine.resource import Resource
 from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
+from ansible_collections.wharf.network.plugins.module_utils._kernel.files import STATE_DIR
 from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import IFF_UP, Rtnl
 
-STATE_DIR = os.environ.get("WHARF_STATE_DIR", "/run/wharf")
 KIND = "netns"
 
 

@@ -32,6 +32,7 @@ from ansible_collections.wharf.network.plugins.module_utils._engine.errors impor
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._engine.resource import NamespacedSpec, Resource
 from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
+from ansible_collections.wharf.network.plugins.module_utils._kernel.limits import VNI_MAX, VXLAN_OVERHEAD, VXLAN_PORT
 from ansible_collections.wharf.network.plugins.module_utils._kernel.link import OWNER_MARK, Link, dump_links
 from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import (
     AF_BRIDGE,
@@ -42,9 +43,6 @@ from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import 
 )
 
 KIND = "vxlan"
-VXLAN_PORT = 4789  # IANA
-VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8, what an IPv4 underlay costs
-VNI_MAX = 2**24 - 1
 ZERO_MAC = "00:00:00:00:00:00"
 
 

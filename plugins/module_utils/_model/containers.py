@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ansible_collections.wharf.network.plugins.module_utils._kernel.limits import is_mac_text
 from ansible_collections.wharf.network.plugins.module_utils._model.dns_names import (
     HOSTNAME_RE,
     MAX_HOSTNAME,
@@ -43,7 +44,6 @@ from ansible_collections.wharf.network.plugins.module_utils._model.types import 
 
 MAX_CONTAINER_NAME = 63  # the name becomes a netns file name and the default hostname
 MAX_BRIDGE_PORTS = 1023  # BR_MAX_PORTS (1024) minus the reserved port 0
-_MAC_RE = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
 _DNS_OPTION_RE = re.compile(r"[A-Za-z0-9_-]+(?::[0-9]+)?")
 
 CONTAINER_KEYS = (
@@ -195,7 +195,7 @@ def read_endpoints(fields: Fields, path: str, value: object) -> list[EndpointSpe
             endpoint.address = fields.ipv4_address(f"{endpoint_path}.ipv4_address", body["ipv4_address"])
         if body.get("mac_address") is not None:
             mac = fields.string(f"{endpoint_path}.mac_address", body["mac_address"])
-            if mac is not None and not _MAC_RE.fullmatch(mac):
+            if mac is not None and not is_mac_text(mac):
                 fields.error(f"{endpoint_path}.mac_address {show(mac)} is not of the form 02:42:ac:1c:00:0a")
             elif mac is not None and int(mac[:2], 16) & 1:
                 fields.error(f"{endpoint_path}.mac_address {mac} is a multicast address")

@@ -20,6 +20,7 @@ from ansible_collections.wharf.network.plugins.module_utils._model.items import 
     PublishItem,
     container_summary,
 )
+from ansible_collections.wharf.network.plugins.module_utils._model.ports import ports_text
 from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Network, Topology
 
 __all__ = ["ITEM_LISTS", "HostPlan", "container_summary", "host_items", "host_plan", "ports_text"]
@@ -86,11 +87,6 @@ def _publishes(container: Container) -> list[PublishItem]:
         )
         for index, mapping in enumerate(container.ports)
     ]
-
-
-def ports_text(ports: tuple[int, int]) -> str:
-    """A port range as `-p` writes it: ``80`` or ``9000-9002``."""
-    return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
 
 
 def _network_on_host(network: Network, containers: list[Container]) -> bool:

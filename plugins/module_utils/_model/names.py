@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 
+from ansible_collections.wharf.network.plugins.module_utils._kernel.limits import IFNAMSIZ, VNI_MAX
 from ansible_collections.wharf.network.plugins.module_utils._model.types import IPv4Address
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_BRIDGE_NAME = "wharf0"
-IFNAMSIZ = 15  # longest Linux interface name
 HOST_VETH_PREFIX = "ve-"
 HOST_VETH_NAME_CHARS = 5
-VNI_MIN, VNI_MAX = 4096, 2**24 - 1  # Docker's overlay VNIs start at 4096
+VNI_MIN = 4096  # Docker's overlay VNIs start at 4096
 
 
 def digest(text: str) -> bytes:

@@ -8,6 +8,7 @@ can never disagree about which drivers exist; their order there is the order the
 from __future__ import annotations
 
 from ansible_collections.wharf.network.plugins.module_utils._drivers import DRIVER_NAMES
+from ansible_collections.wharf.network.plugins.module_utils._kernel.limits import VXLAN_OVERHEAD
 from ansible_collections.wharf.network.plugins.module_utils._model.fields import Fields
 from ansible_collections.wharf.network.plugins.module_utils._model.names import (
     DEFAULT_BRIDGE_NAME,
@@ -29,7 +30,6 @@ DEFAULT_SUBNET = IPv4Network("172.31.0.0/16")
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
 IPVLAN_MODES = ("l2", "l3", "l3s")
 DEFAULT_MTU = 1500
-VXLAN_OVERHEAD = 50
 OVERLAY_MTU = DEFAULT_MTU - VXLAN_OVERHEAD
 
 NETWORK_KEYS = (

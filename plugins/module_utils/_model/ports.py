@@ -20,6 +20,11 @@ _PORT_RANGE_RE = re.compile(r"([0-9]+)(?:-([0-9]+))?")
 _BAD_SPEC = "is not a port spec [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]"
 
 
+def ports_text(ports: tuple[int, int]) -> str:
+    """A port range as `-p` writes it: ``80`` or ``9000-9002``."""
+    return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
+
+
 def read_port_range(fields: Fields, path: str, text: str, what: str) -> tuple[int, int] | None:
     """``80`` or ``9000-9002`` as an inclusive ``(first, last)``; ``what`` says which side, for the message."""
     match = _PORT_RANGE_RE.fullmatch(text)
