@@ -27,6 +27,8 @@ notes:
   - Every item is validated before anything changes; all problems are reported at once.
   - Objects created by the collection are marked as its own (interface alias C(wharf.network), or a marker file
     under C(/run/wharf)); removal and O(exclusive) never touch anything else.
+  - State is kept under C(/run/wharf); the environment variable C(WHARF_STATE_DIR) of the module (task keyword
+    C(environment)) moves all of it, to keep labs or test runs apart on one host.
 requirements:
   - Linux, root
 attributes:
