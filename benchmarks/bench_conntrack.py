@@ -12,7 +12,7 @@ that UDP mapping changed: list, match, delete) and runs again on what is left (t
 
   conntrack -D  `conntrack -D -p udp --orig-dst 10.89.0.1 --orig-port-dst 20000` (Debian's conntrack-tools);
                 the baseline the ratios divide by, its process start included
-  ours          `delete_entries(matches)` of plugins/module_utils/_conntrack.py with the firewall's matcher
+  ours          `delete_entries(matches)` of plugins/module_utils/_kernel/conntrack.py with the firewall's matcher
   pyroute2      the same through pyroute2's Conntrack (benchmarks/proposed_conntrack_pyroute2.py: dump, match in
                 Python, delete by tuple)
   pyroute2 async  the same dump, then every delete at once (AsyncConntrack, asyncio.gather; pyroute2 0.9 only)
@@ -25,7 +25,7 @@ that UDP mapping changed: list, match, delete) and runs again on what is left (t
 FDB and neighbours (`--fdb`, default 500; 0 skips): a VXLAN device as the overlay builds it (nolearning, proxy,
 port of a bridge) and, for K remote containers on 50 remote hosts: the all-zeros FDB entry of each remote host,
 one FDB entry (MAC -> host), one permanent neighbour entry (IP -> MAC) and one static bridge FDB entry per
-container: what plugins/module_utils/_resources/vxlan.py writes. Added, dumped (both tables, reduced to the
+container: what plugins/module_utils/_kernel/vxlan.py writes. Added, dumped (both tables, reduced to the
 strings vxlan.py compares) and deleted three ways: `bridge -batch` + `ip -batch` (the baseline), our `Rtnl`
 (add_fdb, set_neighbour, add_bridge_fdb, neighbours(), del_*) and pyroute2's IPRoute (fdb(), neigh()). After
 each add the kernel's tables (read with `bridge -j fdb` / `ip -j neigh`) must be the same for all three.

@@ -1,9 +1,9 @@
 # This file is private to the wharf.network collection: its API may change at any time.
 """Delete conntrack entries over ctnetlink (NETLINK_NETFILTER) through pyroute2, without the `conntrack` program.
 
-A drop-in for plugins/module_utils/_conntrack.py (plugins/module_utils/_kernel/conntrack.py after the layout
-move): the same `IPPROTO`, `Entry` fields the callers read and `delete_entries(matches) -> int`. Kept here, next
-to benchmarks/bench_conntrack.py, which measures it against ours; benchmarks/README.md says why ours stays.
+A drop-in for plugins/module_utils/_kernel/conntrack.py (``_conntrack.py`` before the house move): the same
+`IPPROTO`, `Entry` fields the callers read and `delete_entries(matches) -> int`. Kept here, next to
+benchmarks/bench_conntrack.py, which measures it against ours; benchmarks/README.md says why ours stays.
 
 Why: a UDP "connection" lives as long as packets keep coming. A client that sent to a host port before it
 was published (or while it pointed at another container) keeps its conntrack entry, with the old NAT

@@ -6,7 +6,7 @@ What ``container_dns`` converges, in one plan (so check mode reports exactly wha
 - the program: the package ``_dns/server/`` copied from the collection to ``STATE_DIR/server/`` beside its entry
   point ``STATE_DIR/server.py`` (the module reads its own copy through the module loader, which works inside
   Ansible's zip), run with the module's own interpreter;
-- the state: ``STATE_DIR/state.json`` (``_dns_state.resolver_state``), written atomically;
+- the state: ``STATE_DIR/state.json`` (``_dns.state.resolver_state``), written atomically;
 - the process: where systemd is PID 1, a unit ``wharf-dns.service`` (Restart=always, ExecReload=SIGHUP); elsewhere
   a supervisor (``server.py supervise``: restarts the server if it dies, passes SIGHUP on) with a pidfile. A new
   state means a reload (SIGHUP: no restart, no query dropped), a new program or interpreter a restart, a dead
