@@ -71,7 +71,11 @@ def main() -> int:
             for round_number in range(1, args.rounds + 1):
                 for side, checkout in (("base", base), ("head", REPO)):
                     print(f"round {round_number}/{args.rounds}: {side}", file=sys.stderr, flush=True)
-                    results[side].append(run_bench(checkout, args.sizes))
+                    rows = run_bench(checkout, args.sizes)
+                    results[side].append(rows)
+                    for n, values in sorted(rows.items()):
+                        shown = "  ".join(f"{c} {v:.2f}" for c, v in zip(COLUMNS, values, strict=True))
+                        print(f"  N={n}: {shown}", file=sys.stderr, flush=True)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False)
     print(f"bench_topology.py, base {base_rev} vs head {head_rev}, median of {args.rounds} interleaved rounds, seconds")
