@@ -10,6 +10,8 @@ import ipaddress
 
 import pytest
 
+from ansible_collections.wharf.network.plugins.module_utils._drivers.bridge import BridgeDriver, endpoint_interface
+from ansible_collections.wharf.network.plugins.module_utils._drivers.overlay import OverlayDriver
 from ansible_collections.wharf.network.plugins.module_utils._model import types
 from ansible_collections.wharf.network.plugins.module_utils._model.containers import (
     ContainerSpec,
@@ -18,6 +20,7 @@ from ansible_collections.wharf.network.plugins.module_utils._model.containers im
 )
 from ansible_collections.wharf.network.plugins.module_utils._model.fields import Fields
 from ansible_collections.wharf.network.plugins.module_utils._model.ipam import allocate_addresses, allocate_endpoints
+from ansible_collections.wharf.network.plugins.module_utils._model.items import PlanBuilder
 from ansible_collections.wharf.network.plugins.module_utils._model.networks import read_subnet
 from ansible_collections.wharf.network.plugins.module_utils._model.topology import (
     TopologyError,
@@ -278,3 +281,87 @@ def test_read_subnet_of_another_family_reads_its_own_keys(with_ipv6):
 def test_ipv6_input_is_refused_as_before(network, endpoint, expected):
     doc = {"networks": {"front": network}, "containers": {"web": {"networks": {"front": endpoint}}}}
     assert errors_of(doc) == [expected]
+
+
+# --- drivers: gateways and routes per family -------------------------------------------------------------
+
+
+def dual_stack_endpoint(default_routes: tuple[int, ...]):
+    topology = parsed()
+    container = topology.containers["web"]
+    endpoint = dataclasses.replace(
+        container.endpoints[1],
+        addresses=(ipaddress.IPv4Interface("10.10.0.10/24"), ipaddress.IPv6Interface("fd00:28::10/64")),
+        gateways=(A4("10.10.0.254"), A6("fd00:28::1")),
+        default_routes=default_routes,
+    )
+    return container, endpoint
+
+
+def test_endpoint_interface_has_an_address_and_a_default_route_per_family():
+    container, endpoint = dual_stack_endpoint((4, 6))
+    item = endpoint_interface(container, endpoint).as_item()
+    assert item == {
+        "name": "eth1",
+        "namespace": "web",
+        "addresses": ["10.10.0.10/24", "fd00:28::10/64"],
+        "routes": [{"dest": "default", "gateway": "10.10.0.254"}, {"dest": "default", "gateway": "fd00:28::1"}],
+    }
+    ipv6_routed_elsewhere = dual_stack_endpoint((4,))[1]
+    assert endpoint_interface(container, ipv6_routed_elsewhere).as_item()["routes"] == [
+        {"dest": "default", "gateway": "10.10.0.254"}
+    ]
+
+
+def test_ipv4_endpoint_interface_is_as_before():
+    topology = parsed()
+    container = topology.containers["web"]
+    assert [endpoint_interface(container, e).as_item() for e in container.endpoints] == [
+        {"name": "eth0", "namespace": "web", "addresses": [f"{container.endpoints[0].address}/16"]},
+        {
+            "name": "eth1",
+            "namespace": "web",
+            "addresses": ["10.10.0.10/24"],
+            "routes": [{"dest": "default", "gateway": "10.10.0.254"}],
+        },
+    ]
+
+
+def test_bridge_holds_a_gateway_per_family():
+    plan = PlanBuilder()
+    BridgeDriver().add_network(plan, dual_stack_network())
+    (bridge_interface,) = plan.lists["interfaces"]
+    assert bridge_interface.addresses == ("10.10.0.254/24", "fd00:28::1/64")
+    (firewall,) = plan.lists["firewall_networks"]
+    assert (firewall.subnet, firewall.gateway) == ("10.10.0.0/24", "10.10.0.254")  # the firewall is IPv4's
+
+
+def test_overlay_remote_entries_per_family():
+    doc = {
+        "networks": {"mesh": {"driver": "overlay", "subnet": "10.30.0.0/24"}},
+        "containers": {
+            "far": {"host": "b", "networks": {"mesh": {"ipv4_address": "10.30.0.7"}}},
+            "near": {"host": "a", "networks": ["mesh"]},
+        },
+    }
+    topology = parse_topology(doc)
+    peers = {"a": "192.0.2.1", "b": "192.0.2.2"}
+
+    def remotes(topology):
+        plan = PlanBuilder()
+        OverlayDriver().add_fabric(plan, topology, "a", peers)
+        return [r.as_item() for r in plan.lists["vxlans"][0].remotes]
+
+    mac = topology.containers["far"].endpoints[0].mac_address
+    assert remotes(topology) == [{"mac": mac, "address": "10.30.0.7", "peer": "192.0.2.2"}]
+    far = topology.containers["far"]
+    dual = dataclasses.replace(
+        far.endpoints[0],
+        addresses=(*far.endpoints[0].addresses, ipaddress.IPv6Interface("fd00:30::7/64")),
+        gateways=(*far.endpoints[0].gateways, A6("fd00:30::1")),
+    )
+    topology.containers["far"] = dataclasses.replace(far, endpoints=(dual,))
+    assert remotes(topology) == [
+        {"mac": mac, "address": "10.30.0.7", "peer": "192.0.2.2"},
+        {"mac": mac, "address": "fd00:30::7", "peer": "192.0.2.2"},
+    ]
