@@ -17,6 +17,7 @@ from ansible_collections.wharf.network.plugins.module_utils._model.containers im
     ContainerSpec,
     EndpointSpec,
     build_containers,
+    check_endpoints,
 )
 from ansible_collections.wharf.network.plugins.module_utils._model.fields import Fields
 from ansible_collections.wharf.network.plugins.module_utils._model.ipam import allocate_addresses, allocate_endpoints
@@ -365,3 +366,16 @@ def test_overlay_remote_entries_per_family():
         {"mac": mac, "address": "10.30.0.7", "peer": "192.0.2.2"},
         {"mac": mac, "address": "fd00:30::7", "peer": "192.0.2.2"},
     ]
+
+
+def test_a_fixed_address_of_a_family_the_network_lacks_is_reported(with_ipv6):
+    ipv6_only = dataclasses.replace(
+        dual_stack_network(),
+        subnets=(Subnet(network=V6("fd00:28::/64"), gateway=A6("fd00:28::1"), ip_range=V6("fd00:28::/64")),),
+    )
+    endpoint = EndpointSpec(network="front", path="containers.a.networks.front", fixed={4: A4("10.10.0.9")})
+    containers = {"a": ContainerSpec(name="a", path="containers.a", endpoints=[endpoint])}
+    fields = Fields()
+    check_endpoints(fields, containers, {"front": ipv6_only}, {"front"})
+    assert fields.errors == ["containers.a.networks.front.ipv4_address 10.10.0.9: network front has no IPv4 subnet"]
+    assert endpoint.fixed == {}  # kept out of allocation

@@ -359,9 +359,10 @@ def build_containers(
     networks: dict[str, Network],
     addresses: dict[tuple[str, str], tuple[IPInterface, ...]],
 ) -> dict[str, Container]:
-    """The model of every container: interfaces named (``eth0``... around pinned names), the default route on the
-    first non-internal network, host veth and MAC derived, the namespace and hostname of a shared namespace
-    taken from the end of its chain. Endpoints without a network or an address (both reported) are left out."""
+    """The model of every container: interfaces named (``eth0``... around pinned names), the default route of each
+    family on the first non-internal network with a subnet of that family, host veth and MAC derived, the namespace
+    and hostname of a shared namespace taken from the end of its chain. Endpoints without a network or an address
+    (both reported) are left out."""
     model: dict[str, Container] = {}
     for container in containers.values():
         endpoints = []
@@ -383,8 +384,6 @@ def build_containers(
                 () if network.internal else tuple(s.version for s in network.subnets if s.version not in routed)
             )
             routed.update(default_routes)
-            # Docker's MAC is derived from the IPv4 address (every network has one until issue 13)
-            derived_mac = mac_for(next(i.ip for i in interfaces if i.version == 4))
             endpoints.append(
                 Endpoint(
                     container=container.name,
@@ -393,7 +392,8 @@ def build_containers(
                     host_interface=host_veth_name(container.name, network.name) if network.bridged else None,
                     addresses=interfaces,
                     gateways=tuple(s.gateway for s in network.subnets),
-                    mac_address=spec.mac_address or derived_mac,
+                    # Docker's MAC is derived from the IPv4 address (every network has one until issue 13)
+                    mac_address=spec.mac_address or mac_for(next(i.ip for i in interfaces if i.version == 4)),
                     aliases=spec.aliases,
                     address_fixed=bool(spec.fixed),
                     default_routes=default_routes,
