@@ -33,16 +33,18 @@ class BridgeDriver(Driver):
             plan.add("absent_bridges", bridge)
             return
         plan.add("bridges", bridge)
-        plan.add("interfaces", InterfaceItem(name=bridge.name, addresses=(network.gateway_interface,)))
+        gateways = tuple(str(subnet.gateway_interface) for subnet in network.subnets)  # one per family
+        plan.add("interfaces", InterfaceItem(name=bridge.name, addresses=gateways))
+        ipv4 = network.ipv4  # the firewall items have one subnet and one gateway, of IPv4 (IPv6: issue 13)
         plan.add(
             "firewall_networks",
             FirewallNetworkItem(
                 bridge=bridge.name,
-                subnet=str(network.subnet),
+                subnet=str(ipv4.network),
                 internal=network.internal,
                 icc=network.icc,
                 masquerade=network.masquerade,
-                gateway=str(network.gateway),
+                gateway=str(ipv4.gateway),
             ),
         )
 
@@ -63,8 +65,12 @@ class BridgeDriver(Driver):
 
 
 def endpoint_interface(container: Container, endpoint: Endpoint) -> InterfaceItem:
-    """The addresses of an endpoint inside its container, and the default route where the endpoint carries it."""
-    routes = (Route(dest="default", gateway=str(endpoint.gateway)),) if endpoint.default_route else ()
-    return InterfaceItem(
-        name=endpoint.interface, namespace=container.name, addresses=(endpoint.address_interface,), routes=routes
+    """The addresses of an endpoint inside its container (one per family of its network), and a default route via
+    the family's gateway for each family whose default route the endpoint carries."""
+    routes = tuple(
+        Route(dest="default", gateway=str(gateway))
+        for gateway in endpoint.gateways
+        if gateway.version in endpoint.default_routes
     )
+    addresses = tuple(str(address) for address in endpoint.addresses)
+    return InterfaceItem(name=endpoint.interface, namespace=container.name, addresses=addresses, routes=routes)

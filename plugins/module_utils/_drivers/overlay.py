@@ -49,10 +49,10 @@ class OverlayDriver(BridgeDriver):
                     continue
                 for endpoint in container.endpoints:
                     if endpoint.network == name:
-                        remotes.append(
-                            RemoteEntry(
-                                mac=endpoint.mac_address, address=str(endpoint.address), peer=peers[container.host]
-                            )
+                        # a neighbour entry per family, all for the endpoint's one MAC
+                        remotes.extend(
+                            RemoteEntry(mac=endpoint.mac_address, address=str(address.ip), peer=peers[container.host])
+                            for address in endpoint.addresses
                         )
                         remote_summaries.setdefault(container.name, container_summary(container, topology))
             plan.add(
@@ -75,7 +75,8 @@ class OverlayDriver(BridgeDriver):
 
 
 def gateway_mac(network: Network) -> str:
-    """The MAC of an overlay network's gateway (its bridge) on every host: derived from the gateway address."""
+    """The MAC of an overlay network's gateway (its bridge) on every host: derived from the IPv4 gateway address,
+    as an endpoint's MAC from its IPv4 address."""
     return mac_for(network.gateway)
 
 

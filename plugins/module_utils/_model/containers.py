@@ -34,12 +34,15 @@ from ansible_collections.wharf.network.plugins.module_utils._model.names import 
 )
 from ansible_collections.wharf.network.plugins.module_utils._model.ports import read_ports
 from ansible_collections.wharf.network.plugins.module_utils._model.types import (
+    FAMILIES,
     STATES,
     Container,
     Endpoint,
-    IPv4Address,
+    IPAddress,
+    IPInterface,
     Network,
     PortMapping,
+    family_of,
 )
 
 MAX_CONTAINER_NAME = 63  # the name becomes a netns file name and the default hostname
@@ -58,16 +61,17 @@ CONTAINER_KEYS = (
     "dns_options",
     "state",
 )
-ENDPOINT_KEYS = ("ipv4_address", "aliases", "mac_address", "interface_name")
+ENDPOINT_KEYS = (*(f.address_key for f in FAMILIES), "aliases", "mac_address", "interface_name")
 
 
 @dataclass
 class EndpointSpec:
-    """An endpoint as written, before allocation. ``address`` is the fixed one, None to allocate."""
+    """An endpoint as written, before allocation. ``fixed`` holds the fixed addresses by family version (``4``);
+    a family missing there is allocated."""
 
     network: str
     path: str
-    address: IPv4Address | None = None
+    fixed: dict[int, IPAddress] = field(default_factory=dict)
     mac_address: str | None = None
     aliases: tuple[str, ...] = ()
     interface_name: str | None = None
@@ -191,8 +195,12 @@ def read_endpoints(fields: Fields, path: str, value: object) -> list[EndpointSpe
             continue
         fields.unknown_keys(endpoint_path, body, ENDPOINT_KEYS)
         endpoint = EndpointSpec(network=network, path=endpoint_path)
-        if body.get("ipv4_address") is not None:
-            endpoint.address = fields.ipv4_address(f"{endpoint_path}.ipv4_address", body["ipv4_address"])
+        for family in FAMILIES:
+            if body.get(family.address_key) is not None:
+                key_path = f"{endpoint_path}.{family.address_key}"
+                fixed = fields.family_address(key_path, body[family.address_key], family)
+                if fixed is not None:
+                    endpoint.fixed[family.version] = fixed
         if body.get("mac_address") is not None:
             mac = fields.string(f"{endpoint_path}.mac_address", body["mac_address"])
             if mac is not None and not is_mac_text(mac):
@@ -289,7 +297,7 @@ def check_endpoints(
 ) -> None:
     """Each endpoint names a known network; a fixed address fits its subnet and is nobody else's; a bridge
     holds its endpoints. A fixed address found wrong is dropped from its spec, so allocation skips it."""
-    fixed: dict[tuple[str, IPv4Address], str] = {}
+    fixed: dict[tuple[str, IPAddress], str] = {}
     for container in containers.values():
         names: dict[str, str] = {}
         for endpoint in container.endpoints:
@@ -310,22 +318,24 @@ def check_endpoints(
                 continue  # the network has errors of its own
             if container.state == "present" and network.state == "absent":
                 fields.error(f"{endpoint.path}: network {network.name} is absent but {container.name} is present")
-            address = endpoint.address
-            if address is None:
-                continue
-            address_path = f"{endpoint.path}.ipv4_address {address}"
-            if address not in network.subnet:
-                fields.error(f"{address_path} is outside subnet {network.subnet} of network {network.name}")
-            elif address == network.gateway:
-                fields.error(f"{address_path} is the gateway of network {network.name}")
-            elif address in (network.subnet.network_address, network.subnet.broadcast_address):
-                fields.error(f"{address_path} is the network or broadcast address of {network.subnet}")
-            elif (network.name, address) in fixed:
-                fields.error(f"{address_path} is also the address of {fixed[(network.name, address)]}")
-            else:
-                fixed[(network.name, address)] = endpoint.path
-                continue
-            endpoint.address = None  # reported: keep it out of allocation and later checks
+            for version, address in list(endpoint.fixed.items()):
+                subnet = network.subnet_for(version)
+                family = family_of(version)
+                address_path = f"{endpoint.path}.{family.address_key} {address}"
+                if subnet is None:
+                    fields.error(f"{address_path}: network {network.name} has no {family.name} subnet")
+                elif address not in subnet.network:
+                    fields.error(f"{address_path} is outside subnet {subnet.network} of network {network.name}")
+                elif address == subnet.gateway:
+                    fields.error(f"{address_path} is the gateway of network {network.name}")
+                elif address in subnet.reserved:
+                    fields.error(f"{address_path} is the network or broadcast address of {subnet.network}")
+                elif (network.name, address) in fixed:
+                    fields.error(f"{address_path} is also the address of {fixed[(network.name, address)]}")
+                else:
+                    fixed[(network.name, address)] = endpoint.path
+                    continue
+                del endpoint.fixed[version]  # reported: keep it out of allocation and later checks
 
     for network in networks.values():
         if not network.bridged or network.state != "present":
@@ -347,42 +357,46 @@ def check_endpoints(
 def build_containers(
     containers: dict[str, ContainerSpec],
     networks: dict[str, Network],
-    addresses: dict[tuple[str, str], IPv4Address],
+    addresses: dict[tuple[str, str], tuple[IPInterface, ...]],
 ) -> dict[str, Container]:
-    """The model of every container: interfaces named (``eth0``... around pinned names), the default route on the
-    first non-internal network, host veth and MAC derived, the namespace and hostname of a shared namespace
-    taken from the end of its chain. Endpoints without a network or an address (both reported) are left out."""
+    """The model of every container: interfaces named (``eth0``... around pinned names), the default route of each
+    family on the first non-internal network with a subnet of that family, host veth and MAC derived, the namespace
+    and hostname of a shared namespace taken from the end of its chain. Endpoints without a network or an address
+    (both reported) are left out."""
     model: dict[str, Container] = {}
     for container in containers.values():
         endpoints = []
         pinned = {e.interface_name for e in container.endpoints if e.interface_name}
         counter = 0
-        gateway_given = False
+        routed: set[int] = set()  # the families whose default route an earlier endpoint carries
         for spec in container.endpoints:
             network = networks.get(spec.network)
-            address = addresses.get((container.name, spec.network))
-            if network is None or address is None:
+            interfaces = addresses.get((container.name, spec.network))
+            if network is None or interfaces is None:
                 continue
             interface = spec.interface_name
             if interface is None:
                 while f"eth{counter}" in pinned:
                     counter += 1
                 interface, counter = f"eth{counter}", counter + 1
-            default_route = not gateway_given and not network.internal
-            gateway_given = gateway_given or default_route
+            # per family, the first non-internal network with a subnet of that family gives the default route
+            default_routes = (
+                () if network.internal else tuple(s.version for s in network.subnets if s.version not in routed)
+            )
+            routed.update(default_routes)
             endpoints.append(
                 Endpoint(
                     container=container.name,
                     network=network.name,
                     interface=interface,
                     host_interface=host_veth_name(container.name, network.name) if network.bridged else None,
-                    address=address,
-                    prefixlen=network.subnet.prefixlen,
-                    gateway=network.gateway,
-                    mac_address=spec.mac_address or mac_for(address),
+                    addresses=interfaces,
+                    gateways=tuple(s.gateway for s in network.subnets),
+                    # Docker's MAC is derived from the IPv4 address (every network has one until issue 13)
+                    mac_address=spec.mac_address or mac_for(next(i.ip for i in interfaces if i.version == 4)),
                     aliases=spec.aliases,
-                    address_fixed=spec.address is not None,
-                    default_route=default_route,
+                    address_fixed=bool(spec.fixed),
+                    default_routes=default_routes,
                 )
             )
         root = container

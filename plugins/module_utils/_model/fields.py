@@ -16,7 +16,14 @@ import re
 from collections.abc import Iterable, Mapping
 
 from ansible_collections.wharf.network.plugins.module_utils._model.names import IFNAMSIZ
-from ansible_collections.wharf.network.plugins.module_utils._model.types import IPv4Address, IPv4Network
+from ansible_collections.wharf.network.plugins.module_utils._model.types import (
+    IPV4,
+    Family,
+    IPAddress,
+    IPNetwork,
+    IPv4Address,
+    IPv4Network,
+)
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # network and container names
 _IFNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
@@ -160,13 +167,19 @@ class Fields:
         return text
 
     def ipv4_address(self, path: str, value: object) -> IPv4Address | None:
+        return self.family_address(path, value, IPV4)  # type: ignore[return-value]
+
+    def family_address(self, path: str, value: object, family: Family) -> IPAddress | None:
+        """An address of ``family`` (an address of another family is refused like any non-address)."""
         if not isinstance(value, str):
-            self.error(f"{path} {show(value, quoted=True)} must be an IPv4 address string, not {type_name(value)}")
+            self.error(
+                f"{path} {show(value, quoted=True)} must be an {family.name} address string, not {type_name(value)}"
+            )
             return None
         try:
-            return IPv4Address(value)
+            return family.address_type(value)
         except ValueError:
-            self.error(f"{path} {show(value)} is not an IPv4 address")
+            self.error(f"{path} {show(value)} is not an {family.name} address")
             return None
 
     def ip_address(self, path: str, value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -180,17 +193,23 @@ class Fields:
             return None
 
     def ipv4_network(self, path: str, value: object) -> IPv4Network | None:
+        return self.family_network(path, value, IPV4)  # type: ignore[return-value]
+
+    def family_network(self, path: str, value: object, family: Family) -> IPNetwork | None:
+        """A subnet of ``family`` in CIDR form, without host bits (the message suggests the subnet meant)."""
         if not isinstance(value, str):
             self.error(f"{path} {show(value, quoted=True)} must be a subnet in CIDR form, not {type_name(value)}")
             return None
         try:
-            return IPv4Network(value, strict=True)
+            return family.network_type(value, strict=True)
         except ValueError:
             pass
         try:
-            loose = IPv4Network(value, strict=False)
+            loose = family.network_type(value, strict=False)
         except ValueError:
-            self.error(f"{path} {show(value)} is not an IPv4 subnet in CIDR form (e.g. 172.28.0.0/24)")
+            self.error(
+                f"{path} {show(value)} is not an {family.name} subnet in CIDR form (e.g. {family.example_subnet})"
+            )
         else:
             self.error(f"{path} {value} has host bits set (did you mean {loose}?)")
         return None

@@ -7,6 +7,8 @@ can never disagree about which drivers exist; their order there is the order the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ansible_collections.wharf.network.plugins.module_utils._drivers import DRIVER_NAMES
 from ansible_collections.wharf.network.plugins.module_utils._kernel.limits import VXLAN_OVERHEAD
 from ansible_collections.wharf.network.plugins.module_utils._model.fields import Fields
@@ -20,9 +22,13 @@ from ansible_collections.wharf.network.plugins.module_utils._model.names import 
 )
 from ansible_collections.wharf.network.plugins.module_utils._model.types import (
     BRIDGED_DRIVERS,
+    FAMILIES,
+    IPV4,
     STATES,
+    Family,
     IPv4Network,
     Network,
+    Subnet,
 )
 
 DRIVERS = DRIVER_NAMES
@@ -54,9 +60,7 @@ def default_network(topology_state: str) -> Network:
     return Network(
         name=DEFAULT_NETWORK,
         driver="bridge",
-        subnet=DEFAULT_SUBNET,
-        gateway=next(DEFAULT_SUBNET.hosts()),
-        ip_range=DEFAULT_SUBNET,
+        subnets=(Subnet(network=DEFAULT_SUBNET, gateway=next(DEFAULT_SUBNET.hosts()), ip_range=DEFAULT_SUBNET),),
         internal=False,
         icc=True,
         masquerade=True,
@@ -80,32 +84,12 @@ def read_network(fields: Fields, path: str, name: str, value: object, topology_s
     driver = fields.choice(f"{path}.driver", spec.get("driver", "bridge"), DRIVERS)
     state = fields.choice(f"{path}.state", spec.get("state", "present"), STATES)
 
-    subnet = None
-    if "subnet" in spec:
-        subnet = fields.ipv4_network(f"{path}.subnet", spec["subnet"])
-        if subnet is not None and subnet.prefixlen > 30:
-            fields.error(f"{path}.subnet {subnet} is too small: a network needs a prefix of /30 or shorter")
-            subnet = None
-    elif name == DEFAULT_NETWORK:
-        subnet = DEFAULT_SUBNET
-    else:
-        fields.error(f"{path}.subnet is required for driver {driver or 'bridge'}")
-
-    gateway = None
-    if subnet is not None:
-        gateway = next(subnet.hosts())
-        if "gateway" in spec:
-            gateway = fields.ipv4_address(f"{path}.gateway", spec["gateway"])
-            if gateway is not None and gateway not in subnet:
-                fields.error(f"{path}.gateway {gateway} is outside subnet {subnet}")
-            elif gateway in (subnet.network_address, subnet.broadcast_address):
-                fields.error(f"{path}.gateway {gateway} is the network or broadcast address of {subnet}")
-
-    ip_range = subnet
-    if "ip_range" in spec:
-        ip_range = fields.ipv4_network(f"{path}.ip_range", spec["ip_range"])
-        if ip_range is not None and subnet is not None and not ip_range.subnet_of(subnet):
-            fields.error(f"{path}.ip_range {ip_range} is outside subnet {subnet}")
+    subnets = []
+    for family in FAMILIES:
+        # every network has IPv4 until ``enable_ipv4: false`` exists (issue 13)
+        subnet = read_subnet(fields, path, name, spec, driver, family, required=family is IPV4)
+        if subnet is not None:
+            subnets.append(subnet)
 
     internal = fields.boolean(f"{path}.internal", spec.get("internal", False))
     icc = fields.boolean(f"{path}.icc", spec.get("icc", True))
@@ -153,14 +137,12 @@ def read_network(fields: Fields, path: str, name: str, value: object, topology_s
 
     if len(fields.errors) > before:
         return None
-    if subnet is None or gateway is None or ip_range is None or not driver or not state:
+    if not subnets or not driver or not state:
         raise AssertionError(f"{path}: incomplete network passed validation")
     return Network(
         name=name,
         driver=driver,
-        subnet=subnet,
-        gateway=gateway,
-        ip_range=ip_range,
+        subnets=tuple(subnets),
         internal=bool(internal),
         icc=bool(icc),
         masquerade=bool(masquerade),
@@ -174,15 +156,61 @@ def read_network(fields: Fields, path: str, name: str, value: object, topology_s
     )
 
 
+def read_subnet(
+    fields: Fields, path: str, name: str, spec: Mapping, driver: str | None, family: Family, required: bool
+) -> Subnet | None:
+    """The subnet of one family of the network at ``path``: its subnet, gateway (default: the first usable
+    address) and range (default: the subnet), read from the family's keys; None when it has an error or is not
+    set and not ``required`` (the default network has Docker's subnet)."""
+    subnet = None
+    if family.subnet_key in spec:
+        subnet_path = f"{path}.{family.subnet_key}"
+        subnet = fields.family_network(subnet_path, spec[family.subnet_key], family)
+        if subnet is not None and subnet.prefixlen > family.max_prefixlen:
+            fields.error(
+                f"{subnet_path} {subnet} is too small: a network needs a prefix of /{family.max_prefixlen} or shorter"
+            )
+            subnet = None
+    elif family is IPV4 and name == DEFAULT_NETWORK:
+        subnet = DEFAULT_SUBNET
+    elif required:
+        fields.error(f"{path}.{family.subnet_key} is required for driver {driver or 'bridge'}")
+
+    gateway = None
+    if subnet is not None:
+        gateway = next(subnet.hosts())
+        if family.gateway_key in spec:
+            gateway_path = f"{path}.{family.gateway_key}"
+            gateway = fields.family_address(gateway_path, spec[family.gateway_key], family)
+            if gateway is not None and gateway not in subnet:
+                fields.error(f"{gateway_path} {gateway} is outside subnet {subnet}")
+            elif gateway == subnet.network_address or (family.broadcast and gateway == subnet.broadcast_address):
+                fields.error(f"{gateway_path} {gateway} is the network or broadcast address of {subnet}")
+
+    ip_range = subnet
+    if family.range_key in spec:
+        range_path = f"{path}.{family.range_key}"
+        ip_range = fields.family_network(range_path, spec[family.range_key], family)
+        if ip_range is not None and subnet is not None and not ip_range.subnet_of(subnet):
+            fields.error(f"{range_path} {ip_range} is outside subnet {subnet}")
+
+    if subnet is None or gateway is None or ip_range is None:
+        return None
+    return Subnet(network=subnet, gateway=gateway, ip_range=ip_range)
+
+
 def check_overlaps(fields: Fields, networks: dict[str, Network]) -> None:
-    """Present networks must not share a VNI or overlapping subnets (reported on the later one)."""
+    """Present networks must not share a VNI or overlapping subnets of one family (reported on the later one)."""
     present = [n for n in networks.values() if n.state == "present"]
     for index, later in enumerate(present):
         for earlier in present[:index]:
             if later.vni is not None and later.vni == earlier.vni:
                 fields.error(f"networks.{later.name}.vni {later.vni} is also the vni of networks.{earlier.name}")
-            if later.subnet.overlaps(earlier.subnet):
-                fields.error(
-                    f"networks.{later.name}.subnet {later.subnet} overlaps "
-                    f"networks.{earlier.name}.subnet {earlier.subnet}"
-                )
+            for subnet in later.subnets:
+                other = earlier.subnet_for(subnet.version)
+                if other is not None and subnet.network.overlaps(other.network):
+                    key = subnet.family.subnet_key
+                    fields.error(
+                        f"networks.{later.name}.{key} {subnet.network} overlaps "
+                        f"networks.{earlier.name}.{key} {other.network}"
+                    )

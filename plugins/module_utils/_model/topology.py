@@ -11,7 +11,8 @@ lists every problem found, each naming its path in the document and the offendin
 Addresses (see :func:`allocate_addresses`)
     Deterministic: a function of the document alone (SHA-256, containers taken in sorted-name order), never of
     dict order, the machine or the run. A fixed ``ipv4_address`` always wins and is never handed to another
-    container. Each network allocates on its own: editing one network never moves an address on another.
+    container. Each network allocates on its own, and within it each subnet (one per address family, see
+    :data:`FAMILIES`; IPv4 only until issue 13): editing one network never moves an address on another.
 
 Kernel names (see :func:`bridge_name_for`, :func:`host_veth_name`; also ``docs/naming.md``)
     bridge ``br-<network>`` (``wharf0`` for the default network), host-side veth ``ve-<container[:5]>-<hex>``,
@@ -20,7 +21,7 @@ Kernel names (see :func:`bridge_name_for`, :func:`host_veth_name`; also ``docs/n
 
 Where each part lives (this module is the entry point and the order of the steps; the names callers imported
 from here before the split are still importable from here)
-    ``types``: the frozen model · ``names``: derived kernel names, VNIs, MACs · ``ipam``: address allocation ·
+    ``types``: the frozen model and the address families · ``names``: derived kernel names, VNIs, MACs · ``ipam``: address allocation ·
     ``fields``: the generic field readers and how values read in messages · ``networks``, ``containers`` (with
     endpoints and ``extra_hosts``), ``ports``: one section each · ``dns_names``: the names the resolver serves.
 """
