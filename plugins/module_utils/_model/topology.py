@@ -21,9 +21,10 @@ Kernel names (see :func:`bridge_name_for`, :func:`host_veth_name`; also ``docs/n
 
 Where each part lives (this module is the entry point and the order of the steps; the names callers imported
 from here before the split are still importable from here)
-    ``types``: the frozen model and the address families · ``names``: derived kernel names, VNIs, MACs · ``ipam``: address allocation ·
-    ``fields``: the generic field readers and how values read in messages · ``networks``, ``containers`` (with
-    endpoints and ``extra_hosts``), ``ports``: one section each · ``dns_names``: the names the resolver serves.
+    ``types``: the frozen model and the address families · ``names``: derived kernel names, VNIs, MACs ·
+    ``ipam``: address allocation · ``fields``: the generic field readers and how values read in messages ·
+    ``networks``, ``containers`` (with endpoints and ``extra_hosts``), ``ports``: one section each ·
+    ``dns_names``: the names the resolver serves. The kernel's fixed numbers are in ``_kernel/limits.py``.
 """
 
 from __future__ import annotations
