@@ -40,6 +40,7 @@ from ansible_collections.wharf.network.plugins.module_utils._dns.daemon import r
 from ansible_collections.wharf.network.plugins.module_utils._dns.state import HostResolvConf, resolver_state
 from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
 from ansible_collections.wharf.network.plugins.module_utils._model.topology import parse_topology
+from ansible_collections.wharf.network.plugins.plugin_utils.process import run_process
 
 STATE, PIDFILE = "/run/wharf/dns/state.json", "/run/wharf/dns/resolver.pid"
 DNSMASQ = "dnsmasq -k --log-facility=- --user=root --no-resolv --no-hosts --domain-needed --bind-interfaces"
@@ -76,7 +77,7 @@ class Lab:
         self.name = f"wb{os.getpid():x}-{uuid.uuid4().hex[:4]}"
         self.work = work
         self.extra = extra
-        self.host, _created = _sandbox.create(self.name)
+        self.host, _created = _sandbox.create(self.name, run=run_process)
 
     def sh(self, command: str, check: bool = True, timeout: float = 120) -> str:
         proc = subprocess.run(

@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO / ".collections"))
 from ansible_collections.wharf.network.plugins.module_utils._firewall.model import parse_networks, parse_publishes
 from ansible_collections.wharf.network.plugins.module_utils._firewall.render import render, transaction
 from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
+from ansible_collections.wharf.network.plugins.plugin_utils.process import run_process
 
 MODULE = REPO / "plugins" / "modules" / "firewall.py"
 SUBNET = ipaddress.ip_network("10.88.0.0/16")
@@ -107,7 +108,7 @@ print(json.dumps(out))
 class Bench:
     def __init__(self) -> None:
         self.name = f"wb{os.getpid():x}-{uuid.uuid4().hex[:4]}"
-        self.host, _created = _sandbox.create(self.name)
+        self.host, _created = _sandbox.create(self.name, run=run_process)
         self.tmp = Path(tempfile.mkdtemp(prefix="wharf-bench-fw-"))
         self.shim = self.tmp / "bin"
         self.shim.mkdir()

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
+from ansible_collections.wharf.network.plugins.plugin_utils.process import run_process
 
 MODULES = REPO / "plugins" / "modules"
 
@@ -35,7 +36,7 @@ MODULES = REPO / "plugins" / "modules"
 class Bench:
     def __init__(self) -> None:
         self.name = f"wb{os.getpid():x}-{uuid.uuid4().hex[:4]}"
-        self.host, _created = _sandbox.create(self.name)
+        self.host, _created = _sandbox.create(self.name, run=run_process)
         self.env = dict(os.environ, PYTHONPATH=str(REPO / ".collections"))
 
     def inside(self, argv: list[str], stdin: str | None = None) -> float:

@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
+from ansible_collections.wharf.network.plugins.plugin_utils.process import run_process
 
 BIN = Path(sys.executable).parent
 RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -88,10 +89,10 @@ class Fleet:
         nothing."""
         name = f"{self.prefix}-n{index}"
         self.names.append(name)
-        host, _created = _sandbox.create(name)
+        host, _created = _sandbox.create(name, run=run_process)
         if self.lab not in self.names:
             self.names.append(self.lab)  # join_underlay makes the lab on first use
-        _sandbox.join_underlay(host.name, self.lab, f"10.77.0.{index}/24")
+        _sandbox.join_underlay(host.name, self.lab, f"10.77.0.{index}/24", run=run_process)
         self.hosts.append(host)
         return host
 

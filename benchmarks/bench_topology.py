@@ -63,6 +63,7 @@ from ansible_collections.wharf.network.plugins.filter.topology import wharf_host
 from ansible_collections.wharf.network.plugins.module_utils._firewall.model import parse_networks, parse_publishes
 from ansible_collections.wharf.network.plugins.module_utils._firewall.render import render, transaction
 from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
+from ansible_collections.wharf.network.plugins.plugin_utils.process import run_process
 
 MODULES = REPO / "plugins" / "modules"
 BIN = Path(sys.executable).parent
@@ -114,7 +115,7 @@ class Bench:
     def __init__(self, tmp: Path, profile: bool) -> None:
         self.name = f"wbtopo-{os.getpid():x}-{uuid.uuid4().hex[:4]}"
         self.tmp = tmp
-        self.host, _created = _sandbox.create(self.name)
+        self.host, _created = _sandbox.create(self.name, run=run_process)
         self.env = dict(os.environ, PYTHONPATH=str(REPO / ".collections"))
         self.inventory = tmp / "inventory.yml"
         self.inventory.write_text(

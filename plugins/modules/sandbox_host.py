@@ -167,6 +167,11 @@ def main() -> None:
         supports_check_mode=True,
     )
     name = module.params["name"]
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        # the scripts' $1… are the shell's, not environment variables for run_command to expand
+        return module.run_command(argv, expand_user_and_vars=False)
+
     present = module.params["state"] == "present"
     try:
         validate_name(name)
@@ -180,7 +185,7 @@ def main() -> None:
         after = {"state": "present", "hostname": hostname} if present else {"state": "absent"}
         underlay = None
         if lab is not None:
-            state = underlay_state(name) if host else None
+            state = underlay_state(name, run=run) if host else None
             before["underlay"] = state
             underlay = {"addresses": [module.params["underlay_address"]], "mtu": module.params["underlay_mtu"],
                         "up": True}  # fmt: skip
@@ -188,14 +193,14 @@ def main() -> None:
         changed = before != after
         if changed and not module.check_mode:
             if present:
-                host, _created = create(name, hostname)
+                host, _created = create(name, hostname, run=run)
                 if lab is not None:
-                    join_underlay(name, lab, module.params["underlay_address"], module.params["underlay_mtu"])
+                    join_underlay(name, lab, module.params["underlay_address"], module.params["underlay_mtu"], run=run)
             else:
                 destroy(name)
         if not present and lab is not None and not module.check_mode:
             # also after a crash left the lab behind: the last member to go stops it
-            changed = leave_underlay(name, lab) or changed
+            changed = leave_underlay(name, lab, run=run) or changed
     except (ValueError, SandboxError) as exc:
         module.fail_json(msg=str(exc), name=name)
     module.exit_json(

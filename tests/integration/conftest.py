@@ -26,6 +26,7 @@ COLLECTIONS = REPO / ".collections"
 sys.path.insert(0, str(COLLECTIONS))
 
 from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
+from ansible_collections.wharf.network.plugins.plugin_utils.process import run_process
 
 VENV_BIN = Path(sys.executable).parent
 TEST_PREFIX = "wt"
@@ -73,7 +74,7 @@ class Sandbox:
 
     def __init__(self, name: str):
         self.name = name
-        self.host, _created = _sandbox.create(name)
+        self.host, _created = _sandbox.create(name, run=run_process)
 
     def sh(self, command: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         argv = [*self.host.nsenter_argv(), "/bin/sh", "-c", command]
@@ -200,7 +201,7 @@ class Fleet:
         index = index if index is not None else len(self.members) + 1
         host = Sandbox(f"{self.prefix}-n{index}")
         self.members.append(host)
-        _sandbox.join_underlay(host.name, self.lab, f"{self.underlay(index)}/24", mtu)
+        _sandbox.join_underlay(host.name, self.lab, f"{self.underlay(index)}/24", mtu, run=run_process)
         return host
 
     @staticmethod
@@ -210,7 +211,7 @@ class Fleet:
     def remove(self, host: Sandbox) -> None:
         self.members.remove(host)
         host.destroy()
-        _sandbox.leave_underlay(host.name, self.lab)
+        _sandbox.leave_underlay(host.name, self.lab, run=run_process)
 
     def destroy(self) -> None:
         for host in list(self.members):

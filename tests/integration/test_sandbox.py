@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
+from ansible_collections.wharf.network.plugins.plugin_utils.process import run_process
 
 pytestmark = [
     pytest.mark.integration,
@@ -110,7 +111,7 @@ def adhoc(name: str, module: str, module_args: str) -> dict[str, Any]:
 
 def test_create_gives_a_fresh_machine_and_is_idempotent(new_name: Callable[[], str]) -> None:
     name = new_name()
-    host, changed = _sandbox.create(name)
+    host, changed = _sandbox.create(name, run=run_process)
     assert changed
     assert inside(host, "hostname").strip() == name
     assert [line.split()[:2] for line in inside(host, "ip -br link").splitlines()] == [["lo", "UNKNOWN"]]
@@ -125,18 +126,18 @@ def test_create_gives_a_fresh_machine_and_is_idempotent(new_name: Callable[[], s
     assert _sandbox.get(name) == host
     assert host in _sandbox.list_hosts()
 
-    again, changed = _sandbox.create(name)
+    again, changed = _sandbox.create(name, run=run_process)
     assert (again, changed) == (host, False)
 
-    renamed, changed = _sandbox.create(name, hostname="wtsb-renamed.example")
+    renamed, changed = _sandbox.create(name, hostname="wtsb-renamed.example", run=run_process)
     assert changed
     assert renamed.pid == host.pid
     assert inside(host, "hostname").strip() == "wtsb-renamed.example"
 
 
 def test_container_namespaces_stay_inside_and_die_with_the_sandbox(new_name: Callable[[], str]) -> None:
-    sandbox, _created = _sandbox.create(new_name())
-    witness, _created = _sandbox.create(new_name())
+    sandbox, _created = _sandbox.create(new_name(), run=run_process)
+    witness, _created = _sandbox.create(new_name(), run=run_process)
     # A container c1 inside the sandbox, with a process in it started the way people do (ip netns exec,
     # which gives it a mount namespace of its own), a daemon that left the process tree, and a veth
     # whose other end sits in the witness sandbox: it vanishes only when the kernel frees c1.
@@ -174,8 +175,8 @@ def test_container_namespaces_stay_inside_and_die_with_the_sandbox(new_name: Cal
 
 
 def test_two_sandboxes_see_nothing_of_each_other(new_name: Callable[[], str]) -> None:
-    one, _created = _sandbox.create(new_name())
-    two, _created = _sandbox.create(new_name())
+    one, _created = _sandbox.create(new_name(), run=run_process)
+    two, _created = _sandbox.create(new_name(), run=run_process)
     inside(one, "ip netns add c1 && ip link add wtsbd0 type bridge && mkdir /etc/netns/c1 && echo one > /run/wharf/x")
     assert inside(two, "ip netns list") == ""
     assert "wtsbd0" not in inside(two, "ip -br link")
@@ -187,27 +188,27 @@ def test_two_sandboxes_see_nothing_of_each_other(new_name: Callable[[], str]) ->
 
 def test_crashed_sandbox_is_recreated(new_name: Callable[[], str]) -> None:
     name = new_name()
-    first, _created = _sandbox.create(name)
+    first, _created = _sandbox.create(name, run=run_process)
     os.kill(first.pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while first.is_alive():
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert _sandbox.get(name) is None
-    second, changed = _sandbox.create(name)
+    second, changed = _sandbox.create(name, run=run_process)
     assert changed and second.pid != first.pid and second.is_alive()
 
 
 def test_destroy_prefix_removes_only_matching_sandboxes(new_name: Callable[[], str]) -> None:
-    kept, _created = _sandbox.create(new_name())
-    doomed = [_sandbox.create(f"{PREFIX}.doomed{n}")[0] for n in range(2)]
+    kept, _created = _sandbox.create(new_name(), run=run_process)
+    doomed = [_sandbox.create(f"{PREFIX}.doomed{n}", run=run_process)[0] for n in range(2)]
     assert _sandbox.destroy_prefix(f"{PREFIX}.doomed") == [host.name for host in doomed]
     assert not any(host.is_alive() for host in doomed)
     assert kept.is_alive()
 
 
 def test_connection_plugin_runs_commands_and_moves_files_inside(new_name: Callable[[], str], tmp_path: Path) -> None:
-    host, _created = _sandbox.create(new_name())
+    host, _created = _sandbox.create(new_name(), run=run_process)
     result = adhoc(host.name, "command", "hostname")
     assert result["stdout"] == host.name
     assert adhoc(host.name, "command", "ip -br link")["stdout"].split()[0] == "lo"
@@ -259,6 +260,6 @@ def test_failed_setup_is_reported_and_leaves_nothing(
     name = new_name()
     monkeypatch.setattr(_sandbox, "_SETUP_SCRIPT", "echo 'mount: wtsb refused' >&2; exit 3")
     with pytest.raises(_sandbox.SandboxError, match=f"sandbox host '{name}' failed to start: mount: wtsb refused"):
-        _sandbox.create(name)
+        _sandbox.create(name, run=run_process)
     assert _sandbox.get(name) is None
     assert not any(p.name.startswith(name + ".") for p in Path(_sandbox.run_dir()).iterdir())

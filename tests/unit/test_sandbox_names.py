@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.wharf.network.plugins.module_utils._lab import sandbox as _sandbox
+from ansible_collections.wharf.network.plugins.plugin_utils.process import run_process
 
 
 @pytest.fixture
@@ -52,9 +53,9 @@ def test_invalid_hostnames(hostname: str) -> None:
 
 def test_bad_name_is_refused_before_anything_starts(run_dir: Path) -> None:
     with pytest.raises(ValueError, match="is invalid"):
-        _sandbox.create("Bad Name")
+        _sandbox.create("Bad Name", run=run_process)
     with pytest.raises(ValueError, match="is invalid"):
-        _sandbox.create("good", hostname="bad host")
+        _sandbox.create("good", hostname="bad host", run=run_process)
     assert list(run_dir.iterdir()) == []
 
 

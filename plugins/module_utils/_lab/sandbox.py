@@ -10,7 +10,9 @@ namespaces of containers are bind mounts in the sandbox's private mount namespac
 with its last process.
 
 Standard library only, because the connection plugin, the module and the ``bin/wharf-sandbox``
-CLI all load this file, the CLI without Ansible installed.
+CLI all load this file, the CLI without Ansible installed. The functions that run commands take the runner
+as ``run`` (a :data:`Runner`): the module passes ``AnsibleModule.run_command``, controller-side callers
+``plugins/plugin_utils/process.run_process``; nothing here starts a process itself.
 """
 
 from __future__ import annotations
@@ -24,9 +26,8 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 RUN_DIR = "/run/wharf-sandbox"
 """Default directory for ``NAME.pid`` and ``NAME.json``; the environment variable
@@ -44,9 +45,12 @@ HOSTNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
+Runner = Callable[[list[str]], tuple[int, str, str]]
+"""Runs an argv (no shell) and returns (exit code, stdout, stderr): ``AnsibleModule.run_command``'s contract."""
+
 # The sandbox keeps this environment for its whole life; commands entered later via nsenter
 # bring their own, so only the setup script below depends on it.
-_SANDBOX_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+_SANDBOX_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C")
 
 # Runs as the sandbox process itself (unshare execs it without forking), then becomes
 # `sleep infinity`: the parent knows setup succeeded when the process's command name is "sleep".
@@ -61,10 +65,13 @@ exec sleep infinity
 
 # Starts the sandbox in the background and prints its pid, so the sandbox is reparented to init
 # at once: the caller (an Ansible module, the CLI, a test run) can exit or keep running without
-# ever having to reap it.
+# ever having to reap it. Through `env -i -C /` it runs in "/" (a working directory pins nothing the
+# caller might remove) with only _SANDBOX_ENV; setsid gives it a session of its own (a signal to the
+# caller's process group does not reach it); its stderr is the log ($3), where setup errors land.
+# setsid does not fork here: a background job of a shell without job control leads no process group.
 _LAUNCH_SCRIPT = (
-    'unshare --net --uts --mount --propagation private -- /bin/sh -c "$1" wharf-sandbox "$2"'
-    " </dev/null >/dev/null &\n"
+    'setsid unshare --net --uts --mount --propagation private -- /bin/sh -c "$1" wharf-sandbox "$2"'
+    ' </dev/null >/dev/null 2>>"$3" &\n'
     "echo $!"
 )
 
@@ -184,7 +191,9 @@ def list_hosts() -> list[SandboxHost]:
     return hosts
 
 
-def create(name: str, hostname: str | None = None, timeout: float = READY_TIMEOUT) -> tuple[SandboxHost, bool]:
+def create(
+    name: str, hostname: str | None = None, timeout: float = READY_TIMEOUT, *, run: Runner
+) -> tuple[SandboxHost, bool]:
     """Make sure sandbox ``name`` runs with ``hostname`` (default: the name); return it and whether anything changed.
 
     Returns only once the sandbox is ready: private mounts in place, loopback up, hostname set.
@@ -201,13 +210,14 @@ def create(name: str, hostname: str | None = None, timeout: float = READY_TIMEOU
             if host.hostname == hostname:
                 return host, False
             _run_inside(
+                run,
                 host,
                 ["/bin/sh", "-c", 'printf %s "$1" > /proc/sys/kernel/hostname', "sh", hostname],
                 f"could not set the hostname of sandbox host {name!r}",
             )
             host = dataclasses.replace(host, hostname=hostname)
         else:
-            host = _start(name, hostname, timeout)
+            host = _start(name, hostname, timeout, run)
         _write_state(host)
         return host, True
 
@@ -244,28 +254,20 @@ def destroy_prefix(prefix: str, timeout: float = STOP_TIMEOUT) -> list[str]:
     return [host.name for host in list_hosts() if host.name.startswith(prefix) and destroy(host.name, timeout)]
 
 
-def _start(name: str, hostname: str, timeout: float) -> SandboxHost:
+def _start(name: str, hostname: str, timeout: float, run: Runner) -> SandboxHost:
     """Launch the sandbox process and wait until its setup script has handed over to ``sleep``."""
     for path in PRIVATE_DIRS:
         os.makedirs(path, mode=0o755, exist_ok=True)
-    # The sandbox inherits the log as stderr: setup errors land there; after setup nothing writes.
-    with open(_state_path(name, "log"), "wb") as log:
-        launcher = subprocess.run(
-            ["/bin/sh", "-c", _LAUNCH_SCRIPT, "wharf-sandbox-launch", _SETUP_SCRIPT, hostname],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=_SANDBOX_ENV,
-            # The sandbox keeps its working directory for life; "/" pins nothing the caller might remove.
-            cwd="/",
-            start_new_session=True,
-            check=False,
-            text=True,
-        )
+    log = _state_path(name, "log")
+    with open(log, "wb"):
+        pass  # a log from an earlier failed start is not this one's
+    argv = ["/usr/bin/env", "-i", "-C", "/", *_SANDBOX_ENV, "/bin/sh", "-c", _LAUNCH_SCRIPT, "wharf-sandbox-launch"]
+    _code, stdout, stderr = run([*argv, _SETUP_SCRIPT, hostname, log])
     try:
-        pid = int(launcher.stdout.strip())
+        pid = int(stdout.strip())
     except ValueError:
-        raise SandboxError(f"sandbox host {name!r} failed to start: {_read_log(name)}") from None
+        logged = _read_log(name)
+        raise SandboxError(f"sandbox host {name!r} failed to start: {stderr.strip() or logged}") from None
     deadline = time.monotonic() + timeout
     while True:
         state = _process_state(pid)
@@ -351,11 +353,11 @@ def _processes_in(inodes: set[int]) -> list[int]:
     return pids
 
 
-def _run_inside(host: SandboxHost, argv: list[str], failure: str) -> None:
+def _run_inside(run: Runner, host: SandboxHost, argv: list[str], failure: str) -> None:
     """Run ``argv`` inside the sandbox; raise SandboxError(``failure``: stderr) if it fails."""
-    result = subprocess.run(host.nsenter_argv() + argv, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise SandboxError(f"{failure}: {result.stderr.strip()}")
+    code, _stdout, stderr = run(host.nsenter_argv() + argv)
+    if code != 0:
+        raise SandboxError(f"{failure}: {stderr.strip()}")
 
 
 def _kill(pid: int) -> None:
@@ -462,20 +464,20 @@ def underlay_port_name(member: str) -> str:
     return "ul-" + hashlib.sha1(member.encode()).hexdigest()[:10]
 
 
-def _inside(host: SandboxHost, argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(host.nsenter_argv() + argv, capture_output=True, text=True, check=False)
+def _inside(run: Runner, host: SandboxHost, argv: list[str]) -> tuple[int, str, str]:
+    return run(host.nsenter_argv() + argv)
 
 
-def underlay_state(member: str, interface: str = UNDERLAY_INTERFACE) -> dict[str, object] | None:
+def underlay_state(member: str, interface: str = UNDERLAY_INTERFACE, *, run: Runner) -> dict[str, object] | None:
     """The member's underlay interface as it is: ``{"addresses": [CIDR...], "mtu": N, "up": bool}``, None if it
     has none (or the member does not run)."""
     host = get(member)
     if host is None:
         return None
-    result = _inside(host, ["ip", "-j", "addr", "show", "dev", interface])
-    if result.returncode != 0:
+    code, stdout, _stderr = _inside(run, host, ["ip", "-j", "addr", "show", "dev", interface])
+    if code != 0:
         return None
-    links = json.loads(result.stdout or "[]")
+    links = json.loads(stdout or "[]")
     if not links:
         return None
     link = links[0]
@@ -483,7 +485,9 @@ def underlay_state(member: str, interface: str = UNDERLAY_INTERFACE) -> dict[str
     return {"addresses": addresses, "mtu": link.get("mtu"), "up": "UP" in link.get("flags", [])}
 
 
-def join_underlay(member: str, lab: str, address: str, mtu: int = 1500, interface: str = UNDERLAY_INTERFACE) -> bool:
+def join_underlay(
+    member: str, lab: str, address: str, mtu: int = 1500, interface: str = UNDERLAY_INTERFACE, *, run: Runner
+) -> bool:
     """Put running sandbox ``member`` on the underlay of lab ``lab`` with ``address`` (CIDR); True if it changed.
 
     The lab sandbox is started when the first member joins. The member's interface is left alone when it already
@@ -496,37 +500,38 @@ def join_underlay(member: str, lab: str, address: str, mtu: int = 1500, interfac
     if lab == member:
         raise SandboxError(f"sandbox host {member!r} cannot be its own underlay lab")
     wanted = {"addresses": [address], "mtu": mtu, "up": True}
-    current = underlay_state(member, interface)
+    current = underlay_state(member, interface, run=run)
     if current == wanted:
         return False
     if current is None:
-        lab_host, _created = create(lab)
-        result = _inside(
+        lab_host, _created = create(lab, run=run)
+        code, _stdout, stderr = _inside(
+            run,
             lab_host,
             ["/bin/sh", "-c", _UNDERLAY_PORT_SCRIPT, "sh", underlay_port_name(member), str(host.pid), interface,
              str(mtu), member],
         )  # fmt: skip
-        if result.returncode != 0:
-            raise SandboxError(f"sandbox host {member!r} could not join underlay {lab!r}: {result.stderr.strip()}")
+        if code != 0:
+            raise SandboxError(f"sandbox host {member!r} could not join underlay {lab!r}: {stderr.strip()}")
     script = 'ip addr flush dev "$1" && ip addr add "$2" dev "$1" && ip link set "$1" mtu "$3" up'
-    result = _inside(host, ["/bin/sh", "-c", script, "sh", interface, address, str(mtu)])
-    if result.returncode != 0:
-        raise SandboxError(f"sandbox host {member!r}: underlay address {address}: {result.stderr.strip()}")
+    code, _stdout, stderr = _inside(run, host, ["/bin/sh", "-c", script, "sh", interface, address, str(mtu)])
+    if code != 0:
+        raise SandboxError(f"sandbox host {member!r}: underlay address {address}: {stderr.strip()}")
     return True
 
 
-def underlay_members(lab: str) -> list[str]:
+def underlay_members(lab: str, *, run: Runner) -> list[str]:
     """Names of the members whose port is still on the lab's bridge (empty when the lab does not run)."""
     host = get(lab)
     if host is None:
         return []
-    result = _inside(host, ["ip", "-j", "link", "show", "master", UNDERLAY_BRIDGE])
-    if result.returncode != 0:
+    code, stdout, _stderr = _inside(run, host, ["ip", "-j", "link", "show", "master", UNDERLAY_BRIDGE])
+    if code != 0:
         return []
-    return sorted(link.get("ifalias") or link["ifname"] for link in json.loads(result.stdout or "[]"))
+    return sorted(link.get("ifalias") or link["ifname"] for link in json.loads(stdout or "[]"))
 
 
-def leave_underlay(member: str, lab: str, timeout: float = STOP_TIMEOUT) -> bool:
+def leave_underlay(member: str, lab: str, timeout: float = STOP_TIMEOUT, *, run: Runner) -> bool:
     """After ``member`` was destroyed: wait until its port left the lab, and stop the lab once no member is left.
 
     The kernel deletes the veth pair when the member's namespace is freed, shortly after its last process ends.
@@ -536,10 +541,10 @@ def leave_underlay(member: str, lab: str, timeout: float = STOP_TIMEOUT) -> bool
     if get(lab) is None:
         return False
     deadline = time.monotonic() + timeout
-    while member in underlay_members(lab):
+    while member in underlay_members(lab, run=run):
         if time.monotonic() > deadline:
             raise SandboxError(f"underlay {lab!r}: the port of {member!r} was still there after {timeout:g} s")
         time.sleep(0.01)
-    if underlay_members(lab):
+    if underlay_members(lab, run=run):
         return False
     return destroy(lab)
