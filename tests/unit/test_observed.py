@@ -139,3 +139,26 @@ def test_prune_works_on_any_facts_with_owned_and_label():
     )
     assert plan.summary() == ["delete netns 'b'"]
     assert plan.diff() == {"before": "netns b:\n  exists: True\n", "after": "netns b: absent\n"}
+
+
+def test_as_json_turns_facts_and_observations_into_plain_values():
+    have = observed.LinkObservation("lab", {"br0": bridge("br0", "lab")}, {"lo": None})
+    assert observed.as_json(have) == {
+        "namespace": "lab",
+        "facts": {
+            "br0": {
+                "name": "br0",
+                "namespace": "lab",
+                "index": 7,
+                "owned": True,
+                "mtu": 1500,
+                "mac": "02:42:00:00:00:01",
+                "stp": False,
+                "vlan_filtering": False,
+                "up": True,
+                "forwarding": None,
+            }
+        },
+        "others": {"lo": None},
+    }
+    assert observed.as_json({1: ("a", "b"), "s": frozenset({"y", "x"})}) == {"1": ["a", "b"], "s": ["x", "y"]}

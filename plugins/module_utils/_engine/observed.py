@@ -7,12 +7,15 @@ specs and those facts, made with the three pieces every kind shares:
 - the guard: an object found under a wanted name that is of another kind, or not the collection's, is refused;
 - the prune: with `exclusive`, objects the collection owns that no spec wants are removed;
 - the field diff: of the fields a spec manages, those whose observed value differs, as before/after.
+
+Facts are plain values all the way down, so `as_json` turns any of them (or an observation) into what a module
+returns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
@@ -69,6 +72,20 @@ class LinkObservation(Generic[F]):
             return guard(path, subject, state, owned=False, wrong_kind=not_kind)
         facts = self.facts.get(name)
         return None if facts is None else guard(path, subject, state, owned=facts.owned)
+
+
+def as_json(value: Any) -> Any:
+    """Facts (or an observation holding them) as JSON values: a dataclass as a dict of its fields, a mapping as a
+    dict with text keys, a tuple, list or set as a list (a set sorted), anything else as it is."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {item.name: as_json(getattr(value, item.name)) for item in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): as_json(item) for key, item in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return [as_json(item) for item in sorted(value)]
+    if isinstance(value, (tuple, list)):
+        return [as_json(item) for item in value]
+    return value
 
 
 def split_links(
