@@ -215,7 +215,7 @@ if method == "pyroute2":
 out["import"] = time.perf_counter() - start
 items, hosts = remotes(count), vteps()
 
-def observe_ours(sock, index):  # what vxlan.py's _observe reads, as the strings it compares
+def observe_ours(sock, index):  # what vxlan.py's observe reads, as the strings it compares
     fdb, bridge_fdb, neighbours = [], [], []
     for entry in sock.neighbours(AF_BRIDGE, index):
         if entry.master is None and entry.flags & NTF_SELF and entry.address:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,11 +127,32 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
     return specs
 
 
-@dataclass
-class ObservedInterface:
+@dataclass(frozen=True)
+class RouteFacts:
+    """A main-table route through an interface, with the protocol that added it (`proto static` is ours)."""
+
+    route: Route
+    protocol: int
+
+
+@dataclass(frozen=True)
+class AddressFacts:
+    """The addresses (canonical CIDR, in the kernel's order) and main-table unicast routes of one interface as
+    the kernel holds them. Index 0: an interface not there yet, in a check run that predicts it."""
+
+    name: str
+    namespace: str | None
     index: int
-    addresses: list[str]
-    routes: dict[Route, Any]  # route -> its proto, for exclusive
+    addresses: tuple[str, ...] = ()
+    routes: tuple[RouteFacts, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{nl.ns_label(self.namespace)}/{self.name}"
+
+    def protocols(self) -> dict[Route, int]:
+        """The routes, each with its protocol."""
+        return {item.route: item.protocol for item in self.routes}
 
 
 def _observe_addresses(rtnl: Rtnl, index: int) -> list[str]:
@@ -171,53 +192,53 @@ def _is_link_local(cidr: str) -> bool:
     return ipaddress.ip_interface(cidr).ip.is_link_local and ":" in cidr
 
 
+def observe(rtnl: Rtnl, namespace: str | None) -> Mapping[str, AddressFacts]:
+    """The addresses and routes of every interface of one namespace, by name (a dump each of links, routes
+    and addresses)."""
+    links = dump_links(rtnl)
+    routes: dict[int | None, dict[Route, int]] = {}
+    for msg in _main_routes(rtnl):
+        route = _route_from_message(msg)
+        if route is not None:
+            routes.setdefault(msg.oif, {})[route] = msg.protocol
+    addresses: dict[int, list[str]] = {}
+    for a in rtnl.addrs():
+        addresses.setdefault(a.index, []).append(_canonical_cidr(f"{a.address}/{a.prefixlen}"))
+    return {
+        name: AddressFacts(
+            name,
+            namespace,
+            link.index,
+            tuple(addresses.get(link.index, [])),
+            tuple(RouteFacts(route, protocol) for route, protocol in routes.get(link.index, {}).items()),
+        )
+        for name, link in links.items()
+    }
+
+
 class IpAddrResource(Resource):
     """observe / plan / apply for addresses and routes."""
 
     parse = staticmethod(parse_items)
 
-    def _observe(
-        self, spec: InterfaceSpec, links: dict[str, Any], routes: list[RouteMessage], addresses: dict[int, list[str]]
-    ) -> ObservedInterface | None:
-        link = links.get(spec.name)
-        if link is None:
-            return None
-        observed_routes: dict[Route, int] = {}
-        for msg in routes:
-            if msg.oif != link.index:
-                continue
-            route = _route_from_message(msg)
-            if route is not None:
-                observed_routes[route] = msg.protocol
-        return ObservedInterface(link.index, addresses.get(link.index, []), observed_routes)
-
     def plan(self) -> Plan:
         plan = Plan()
         errors: list[str] = []
-        links_by_ns: dict[str | None, dict[str, Any]] = {}
-        routes_by_ns: dict[str | None, list[RouteMessage]] = {}
-        addresses_by_ns: dict[str | None, dict[int, list[str]]] = {}
+        observed: dict[str | None, Mapping[str, AddressFacts]] = {}
         for index, spec in enumerate(self.specs):
             if spec.namespace is not None and not nl.netns_exists(spec.namespace):
                 if self.state == "present" and self.check_mode:
-                    self._plan_interface(plan, spec, ObservedInterface(0, [], {}))
+                    self._plan_interface(plan, spec, AddressFacts(spec.name, spec.namespace, 0))
                 elif self.state == "present":
                     errors.append(f"interfaces[{index}]: namespace '{spec.namespace}' does not exist")
                 continue
-            if spec.namespace not in links_by_ns:
-                rtnl = self.sockets.get(spec.namespace)
-                links_by_ns[spec.namespace] = dump_links(rtnl)
-                routes_by_ns[spec.namespace] = _main_routes(rtnl)
-                by_index: dict[int, list[str]] = {}
-                for a in rtnl.addrs():
-                    by_index.setdefault(a.index, []).append(_canonical_cidr(f"{a.address}/{a.prefixlen}"))
-                addresses_by_ns[spec.namespace] = by_index
-            ns = spec.namespace
-            have = self._observe(spec, links_by_ns[ns], routes_by_ns[ns], addresses_by_ns[ns])
+            if spec.namespace not in observed:
+                observed[spec.namespace] = observe(self.sockets.get(spec.namespace), spec.namespace)
+            have = observed[spec.namespace].get(spec.name)
             if have is None:
                 if self.state == "present" and self.check_mode:
                     # an earlier task of this check run (a veth, a bridge) would have made it
-                    self._plan_interface(plan, spec, ObservedInterface(0, [], {}))
+                    self._plan_interface(plan, spec, AddressFacts(spec.name, spec.namespace, 0))
                 elif self.state == "present":
                     errors.append(
                         f"interfaces[{index}].name: interface '{spec.name}' does not exist in namespace "
@@ -229,9 +250,10 @@ class IpAddrResource(Resource):
             raise ValidationError(errors)
         return plan
 
-    def _plan_interface(self, plan: Plan, spec: InterfaceSpec, have: ObservedInterface) -> None:
+    def _plan_interface(self, plan: Plan, spec: InterfaceSpec, have: AddressFacts) -> None:
+        protocols = have.protocols()
         have_addresses = set(have.addresses)
-        have_routes = set(have.routes)
+        have_routes = set(protocols)
         if self.state == "present":
             add_addresses = [a for a in spec.addresses if a not in have_addresses]
             add_routes = [r for r in spec.routes if r not in have_routes]
@@ -239,7 +261,7 @@ class IpAddrResource(Resource):
             del_routes: list[Route] = []
             if self.exclusive:
                 del_addresses = [a for a in have.addresses if a not in spec.addresses and not _is_link_local(a)]
-                del_routes = [r for r, proto in have.routes.items() if r not in spec.routes and proto == RTPROT_STATIC]
+                del_routes = [r for r, proto in protocols.items() if r not in spec.routes and proto == RTPROT_STATIC]
         else:
             add_addresses, add_routes = [], []
             del_addresses = [a for a in spec.addresses if a in have_addresses]

@@ -4,11 +4,20 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._engine import validate as check
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._engine.observed import (
+    InterfaceFacts,
+    LinkObservation,
+    field_diff,
+    plan_removals,
+    prune,
+    split_links,
+)
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._engine.resource import NamespacedSpec, Resource
 from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
@@ -94,14 +103,49 @@ def write_forwarding(namespace: str | None, name: str, on: bool) -> None:
         handle.write("1" if on else "0")
 
 
-def _observed_fields(link: Link, forwarding: bool | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BridgeFacts(InterfaceFacts):
+    """A bridge as the kernel holds it. `stp` is None when the kernel reports no bridge data; `forwarding` is
+    None when it was not read (only bridges whose forwarding a spec manages are read: a /proc file each)."""
+
+    mtu: int
+    mac: str
+    stp: bool | None
+    vlan_filtering: bool | None
+    up: bool
+    forwarding: bool | None = None
+
+
+def observe(rtnl: Rtnl, namespace: str | None, forwarding_of: Collection[str] = ()) -> LinkObservation[BridgeFacts]:
+    """The bridges of one namespace (one link dump), with the forwarding of those named in `forwarding_of`."""
+
+    def facts_of(link: Link) -> BridgeFacts:
+        forwarding = read_forwarding(namespace, link.name) if link.name in forwarding_of else None
+        return BridgeFacts(
+            name=link.name,
+            namespace=namespace,
+            index=link.index,
+            owned=link.owned,
+            mtu=link.mtu,
+            mac=link.mac,
+            stp=link.info.get("stp"),
+            vlan_filtering=link.info.get("vlan_filtering"),
+            up=link.up,
+            forwarding=forwarding,
+        )
+
+    return split_links(namespace, dump_links(rtnl).values(), KIND, facts_of)
+
+
+def _fields(facts: BridgeFacts) -> dict[str, Any]:
+    """The facts in the terms of `_wanted_fields` (compared key by key, shown in the diff)."""
     return {
-        "mtu": link.mtu,
-        "mac": link.mac,
-        "stp": link.info.get("stp"),
-        "vlan_filtering": link.info.get("vlan_filtering"),
-        "up": link.up,
-        "forwarding": forwarding,
+        "mtu": facts.mtu,
+        "mac": facts.mac,
+        "stp": facts.stp,
+        "vlan_filtering": facts.vlan_filtering,
+        "up": facts.up,
+        "forwarding": facts.forwarding,
     }
 
 
@@ -125,7 +169,12 @@ class BridgeResource(Resource):
     def plan(self) -> Plan:
         plan = Plan()
         errors: list[str] = []
-        observed: dict[str | None, dict[str, Link]] = {}
+        observed: dict[str | None, LinkObservation[BridgeFacts]] = {}
+        forwarding_of: dict[str | None, set[str]] = {}
+        if self.state == "present":
+            for spec in self.specs:
+                if spec.forwarding is not None:
+                    forwarding_of.setdefault(spec.namespace, set()).add(spec.name)
         for index, spec in enumerate(self.specs):
             if spec.namespace is not None and not nl.netns_exists(spec.namespace):
                 if self.state == "present" and self.check_mode:
@@ -135,42 +184,37 @@ class BridgeResource(Resource):
                     errors.append(f"bridge '{spec.name}': namespace '{spec.namespace}' does not exist")
                 continue
             if spec.namespace not in observed:
-                observed[spec.namespace] = dump_links(self.sockets.get(spec.namespace))
-            link = observed[spec.namespace].get(spec.name)
-            if link is not None and (not link.owned or link.kind != "bridge"):
-                what = "is not a bridge" if link.kind != "bridge" else "was not created by wharf.network"
-                verb = "manage" if self.state == "present" else "remove"
-                errors.append(
-                    f"bridges[{index}].name: interface '{spec.name}' in namespace "
-                    f"{nl.ns_label(spec.namespace)} exists but {what}; refusing to {verb} it"
-                )
+                rtnl = self.sockets.get(spec.namespace)
+                observed[spec.namespace] = observe(rtnl, spec.namespace, forwarding_of.get(spec.namespace, ()))
+            have = observed[spec.namespace]
+            refused = have.guard(f"bridges[{index}].name", spec.name, self.state, "is not a bridge")
+            if refused:
+                errors.append(refused)
                 continue
+            facts = have.facts.get(spec.name)
             if self.state == "present":
-                self._plan_present(plan, spec, link)
-            elif link is not None:
-                plan.add(KIND, spec.label, "delete", _observed_fields(link), None, self._deleter(spec.namespace, link))
+                self._plan_present(plan, spec, facts)
+            elif facts is not None:
+                plan_removals(plan, KIND, [facts], _fields, self._remover)
         if self.exclusive and self.state == "present":
             wanted = {(s.namespace, s.name) for s in self.specs}
-            for namespace, links in observed.items():
-                for link in links.values():
-                    if link.owned and link.kind == "bridge" and (namespace, link.name) not in wanted:
-                        label = f"{nl.ns_label(namespace)}/{link.name}"
-                        plan.add(KIND, label, "delete", _observed_fields(link), None, self._deleter(namespace, link))
+            for have in observed.values():
+                prune(plan, KIND, have.facts.values(), wanted, lambda f: (f.namespace, f.name), _fields, self._remover)
         if errors:
             raise ValidationError(errors)
         return plan
 
-    def _plan_present(self, plan: Plan, spec: BridgeSpec, link: Link | None) -> None:
+    def _remover(self, facts: BridgeFacts) -> Any:
+        return self._deleter(facts.namespace, facts)
+
+    def _plan_present(self, plan: Plan, spec: BridgeSpec, facts: BridgeFacts | None) -> None:
         wanted = _wanted_fields(spec)
-        if link is None:
+        if facts is None:
             plan.add(KIND, spec.label, "create", None, wanted, lambda: self._create(spec))
             return
-        forwarding = read_forwarding(spec.namespace, spec.name) if spec.forwarding is not None else None
-        have = _observed_fields(link, forwarding)
-        differs = {k: v for k, v in wanted.items() if have.get(k) != v}
+        before, differs = field_diff(_fields(facts), wanted)
         if differs:
-            before = {k: have.get(k) for k in differs}
-            plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec.namespace, link, differs))
+            plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec.namespace, facts, differs))
 
     def _create(self, spec: BridgeSpec) -> None:
         rtnl = self.sockets.get(spec.namespace)
@@ -187,7 +231,7 @@ class BridgeResource(Resource):
         if spec.forwarding is not None:
             write_forwarding(spec.namespace, spec.name, spec.forwarding)
 
-    def _update(self, namespace: str | None, link: Link, differs: dict[str, Any]) -> None:
+    def _update(self, namespace: str | None, link: BridgeFacts, differs: dict[str, Any]) -> None:
         rtnl = self.sockets.get(namespace)
         if "mtu" in differs or "mac" in differs:
             rtnl.set_link(link.index, attrs=Rtnl.link_attrs(mtu=differs.get("mtu"), mac=differs.get("mac")))

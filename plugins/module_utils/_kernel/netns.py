@@ -13,11 +13,19 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._engine import validate as check
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._engine.observed import (
+    field_diff,
+    guard,
+    plan_removals,
+    prune,
+)
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._engine.resource import Resource
 from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
@@ -50,11 +58,6 @@ def write_mark(name: str, share_with: str | None) -> None:
         handle.write(f"{_inode(nl.netns_path(name))}\n{share_with or ''}\n")
 
 
-def owns(name: str) -> bool:
-    mark = read_mark(name)
-    return mark is not None and mark[0] == _inode(nl.netns_path(name))
-
-
 def uts_path(name: str) -> str:
     return os.path.join(STATE_DIR, "uts", name)
 
@@ -69,15 +72,25 @@ class NamespaceSpec:
     share_with: str | None = None
 
 
-@dataclass
-class ObservedNamespace:
+@dataclass(frozen=True)
+class NetnsFacts:
+    """A named namespace as the host holds it: whether the collection made it (its mark names this very
+    namespace, by inode), and the other namespace it is a second name of (`shared_with`, as recorded then).
+    What is inside is read only when asked and only for the collection's namespaces of their own: `loopback_up`
+    is None when not read, `hostname` None when not read or never set, `sysctls` the keys asked for (a value of
+    None: not readable)."""
+
     name: str
     owned: bool
-    loopback_up: bool
-    hostname: str | None
-    sysctls: dict[str, str | None]
-    inode: int = 0
-    shared_with: str | None = None  # as recorded when the collection made it
+    inode: int
+    shared_with: str | None = None
+    loopback_up: bool | None = None
+    hostname: str | None = None
+    sysctls: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def label(self) -> str:
+        return self.name
 
 
 def _inode(path: str) -> int:
@@ -188,6 +201,48 @@ def _set_hostname(name: str, hostname: str) -> None:
         socket.sethostname(hostname)
 
 
+def observe(
+    sockets: nl.NamespaceSockets,
+    name: str,
+    inside: bool = False,
+    hostname: bool = False,
+    sysctls: Collection[str] = (),
+) -> NetnsFacts | None:
+    """The namespace `name` (None when there is none). With `inside`, a namespace of its own that the collection
+    made is also looked into: its loopback, with `hostname` its hostname, and the `sysctls` named."""
+    if not nl.netns_exists(name):
+        return None
+    mark = read_mark(name)
+    inode = _inode(nl.netns_path(name))
+    owned = mark is not None and mark[0] == inode
+    shared_with = mark[1] if mark else None
+    if not inside or not owned or shared_with is not None:
+        return NetnsFacts(name, owned, inode, shared_with)
+    lo = sockets.get(name).link(index=1)
+    return NetnsFacts(
+        name=name,
+        owned=owned,
+        inode=inode,
+        loopback_up=bool(lo is not None and lo.flags & IFF_UP),
+        hostname=_read_hostname(name) if hostname else None,
+        sysctls=MappingProxyType(_read_sysctls(name, list(sysctls))),
+    )
+
+
+def _fields(facts: NetnsFacts) -> dict[str, Any]:
+    """A namespace of its own as observed, in the terms of the spec (compared key by key, shown in the diff)."""
+    return {
+        "hostname": facts.hostname,
+        "sysctls": dict(facts.sysctls),
+        "loopback": "up" if facts.loopback_up else "down",
+    }
+
+
+def _removed_fields(facts: NetnsFacts) -> dict[str, Any]:
+    """What a removal's diff shows: the hostname when it was read, else that the namespace exists."""
+    return {"hostname": facts.hostname} if facts.hostname else {"exists": True}
+
+
 class NetnsResource(Resource):
     """observe / plan / apply for named network namespaces."""
 
@@ -197,38 +252,31 @@ class NetnsResource(Resource):
         super().__init__(sockets, items, state, exclusive)
         self._run_dir_ready = False
 
-    def observe(self, name: str, spec: NamespaceSpec | None) -> ObservedNamespace | None:
-        if not nl.netns_exists(name):
-            return None
-        mark = read_mark(name)
-        owned = mark is not None and mark[0] == _inode(nl.netns_path(name))
-        shared_with = mark[1] if mark else None
-        if spec is None or not owned or spec.share_with is not None or shared_with is not None:
-            return ObservedNamespace(name, owned, True, None, {}, _inode(nl.netns_path(name)), shared_with)
-        lo = self.sockets.get(name).link(index=1)
-        return ObservedNamespace(
-            name=name,
-            owned=owned,
-            loopback_up=bool(lo is not None and lo.flags & IFF_UP),
-            hostname=_read_hostname(name) if spec.hostname is not None else None,
-            sysctls=_read_sysctls(name, list(spec.sysctls)),
-        )
+    def _observe(self, spec: NamespaceSpec) -> NetnsFacts | None:
+        """The spec's namespace, with what is inside that the spec manages."""
+        inside = spec.share_with is None
+        return observe(self.sockets, spec.name, inside, spec.hostname is not None, spec.sysctls)
+
+    def _observe_all(self) -> list[NetnsFacts]:
+        """Every named namespace, not looked into (what a prune needs)."""
+        return [facts for facts in (observe(self.sockets, name) for name in nl.list_netns()) if facts is not None]
 
     def names_to_remove(self) -> list[str]:
         """Namespaces this run removes (second names of another namespace excepted: they free nothing)."""
         if self.state == "absent":
-            names = [s.name for s in self.specs if nl.netns_exists(s.name) and owns(s.name)]
+            removed = [facts for facts in (observe(self.sockets, s.name) for s in self.specs) if facts and facts.owned]
         elif self.exclusive:
-            wanted = {s.name for s in self.specs}
-            names = [n for n in nl.list_netns() if n not in wanted and owns(n)]
+            removed = [facts for facts in self._observe_all() if facts.owned and facts.name not in self._wanted()]
         else:
-            names = []
-        return [n for n in names if (read_mark(n) or (0, None))[1] is None]
+            removed = []
+        return [facts.name for facts in removed if facts.shared_with is None]
+
+    def _wanted(self) -> set[str]:
+        return {spec.name for spec in self.specs}
 
     def plan(self) -> Plan:
         plan = Plan()
         errors: list[str] = []
-        wanted = {spec.name for spec in self.specs}
         created_here = {s.name for s in self.specs if s.share_with is None} if self.state == "present" else set()
         # namespaces that share another one come last, so their target exists when they are bound
         ordered = sorted(enumerate(self.specs), key=lambda pair: pair[1].share_with is not None)
@@ -242,28 +290,26 @@ class NetnsResource(Resource):
             ):
                 errors.append(f"namespaces[{index}].share_with: namespace '{spec.share_with}' does not exist")
                 continue
-            have = self.observe(spec.name, spec)
-            if have is not None and not have.owned:
-                verb = "manage" if self.state == "present" else "remove"
-                errors.append(
-                    f"namespaces[{index}].name: namespace '{spec.name}' exists but was not created by "
-                    f"wharf.network; refusing to {verb} it"
-                )
+            have = self._observe(spec)
+            subject = f"namespace '{spec.name}'"
+            refused = None if have is None else guard(f"namespaces[{index}].name", subject, self.state, have.owned)
+            if refused:
+                errors.append(refused)
                 continue
             if self.state == "present":
                 self._plan_present(plan, spec, have)
             elif have is not None:
-                self._plan_delete(plan, spec.name, have)
+                plan_removals(plan, KIND, [have], _removed_fields, self._remover)
         if self.exclusive and self.state == "present":
-            for name in nl.list_netns():
-                if name not in wanted and owns(name):
-                    have = ObservedNamespace(name, True, True, None, {})
-                    self._plan_delete(plan, name, have)
+            prune(plan, KIND, self._observe_all(), self._wanted(), lambda f: f.name, _removed_fields, self._remover)
         if errors:
             raise ValidationError(errors)
         return plan
 
-    def _plan_present(self, plan: Plan, spec: NamespaceSpec, have: ObservedNamespace | None) -> None:
+    def _remover(self, facts: NetnsFacts) -> Any:
+        return lambda: self._delete(facts.name)
+
+    def _plan_present(self, plan: Plan, spec: NamespaceSpec, have: NetnsFacts | None) -> None:
         if spec.share_with is not None:
             self._plan_shared(plan, spec, have)
             return
@@ -281,18 +327,12 @@ class NetnsResource(Resource):
             before = {"share_with": have.shared_with}
             plan.add(KIND, spec.name, "update", before, {"share_with": None, **after}, unshare_name)
             return
-        before = {
-            "hostname": have.hostname,
-            "sysctls": dict(have.sysctls),
-            "loopback": "up" if have.loopback_up else "down",
-        }
+        changed_before, changed_after = field_diff(_fields(have), after)
+        if not changed_after:
+            return
         fix_sysctls = {k: v for k, v in spec.sysctls.items() if have.sysctls.get(k) != v}
         fix_hostname = spec.hostname is not None and have.hostname != spec.hostname
         fix_loopback = not have.loopback_up
-        if not (fix_sysctls or fix_hostname or fix_loopback):
-            return
-        changed_before = {k: before[k] for k in after if before[k] != after[k]}
-        changed_after = {k: after[k] for k in changed_before}
 
         def update() -> None:
             if fix_loopback:
@@ -304,7 +344,7 @@ class NetnsResource(Resource):
 
         plan.add(KIND, spec.name, "update", changed_before, changed_after, update)
 
-    def _plan_shared(self, plan: Plan, spec: NamespaceSpec, have: ObservedNamespace | None) -> None:
+    def _plan_shared(self, plan: Plan, spec: NamespaceSpec, have: NetnsFacts | None) -> None:
         target = spec.share_with or ""
         after = {"share_with": target}
         if have is None:
@@ -333,10 +373,6 @@ class NetnsResource(Resource):
             os.unlink(path)
             raise
         write_mark(name, target)
-
-    def _plan_delete(self, plan: Plan, name: str, have: ObservedNamespace) -> None:
-        before = {"hostname": have.hostname} if have.hostname else {"exists": True}
-        plan.add(KIND, name, "delete", before, None, lambda: self._delete(name))
 
     def _loopback_up(self, name: str) -> None:
         self.sockets.get(name).set_link(1, up=True)

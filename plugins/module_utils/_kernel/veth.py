@@ -9,11 +9,20 @@ and one netlink request per pair.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._engine import validate as check
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._engine.observed import (
+    InterfaceFacts,
+    LinkObservation,
+    field_diff,
+    plan_removals,
+    split_links,
+    unwanted,
+)
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._engine.resource import NamespacedSpec, Resource
 from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
@@ -84,17 +93,71 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
     return specs
 
 
-def _state(end: Link, peer: Link | None, master_name: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class VethFacts(InterfaceFacts):
+    """One end of a veth pair as the kernel holds it. `master` is its bridge's name (None: no bridge), `hairpin`
+    its port's hairpin mode (None when it is no bridge port); `peer_index` is the other end's index in the
+    other end's namespace, `link_netnsid` the id of that namespace as seen from this one (None: the same)."""
+
+    mtu: int
+    mac: str
+    up: bool
+    master: str | None
+    hairpin: bool | None
+    peer_index: int | None
+    link_netnsid: int | None
+
+
+@dataclass(frozen=True)
+class VethObservation(LinkObservation[VethFacts]):
+    """One namespace's veth ends, the kinds of its other links, and the index of every link by name (a name a
+    peer would take, a bridge to enslave an end to)."""
+
+    indexes: Mapping[str, int] = field(default_factory=dict)
+
+
+def observe(rtnl: Rtnl, namespace: str | None) -> VethObservation:
+    """The veth ends of one namespace and the names its links hold (one link dump)."""
+    links = dump_links(rtnl)
+    names = {link.index: link.name for link in links.values()}
+
+    def facts_of(link: Link) -> VethFacts:
+        master = None if link.master is None else names.get(link.master)
+        return VethFacts(
+            name=link.name,
+            namespace=namespace,
+            index=link.index,
+            owned=link.owned,
+            mtu=link.mtu,
+            mac=link.mac,
+            up=link.up,
+            master=master,
+            hairpin=link.info.get("hairpin", False) if master else None,
+            peer_index=link.peer_index,
+            link_netnsid=link.link_netnsid,
+        )
+
+    split = split_links(namespace, links.values(), KIND, facts_of)
+    return VethObservation(namespace, split.facts, split.others, {link.name: link.index for link in links.values()})
+
+
+def _fields(end: VethFacts, peer: VethFacts | None) -> dict[str, Any]:
+    """The pair as observed in the terms of `_wanted` (compared key by key, shown in the diff)."""
     return {
         "peer": peer.name if peer else None,
         "mtu": end.mtu,
         "peer_mtu": peer.mtu if peer else None,
         "mac": end.mac,
         "peer_mac": peer.mac if peer else None,
-        "master": master_name,
-        "hairpin": end.info.get("hairpin", False) if master_name else None,
+        "master": end.master,
+        "hairpin": end.hairpin,
         "up": end.up and (peer.up if peer else False),
     }
+
+
+def _removed_fields(end: VethFacts, peer: VethFacts | None = None) -> dict[str, Any]:
+    """What a removal's diff shows of the pair: its bridge left out (a removal never compares it)."""
+    return {**_fields(end, peer), "master": None, "hairpin": None}
 
 
 def _wanted(spec: VethSpec) -> dict[str, Any]:
@@ -136,15 +199,16 @@ class VethResource(Resource):
         # endpoints go with them when the kernel frees them, so they are not planned as removals here
         self.vanishing_nsids: set[int] = set()
         self.actual_peer_names: dict[tuple[str | None, str], str] = {}
-        self._links: dict[str | None, dict[str, Link]] = {}
+        self._observed: dict[str | None, VethObservation] = {}
         self._netns_fds: dict[str, int] = {}
 
-    def links(self, namespace: str | None) -> dict[str, Link]:
-        if namespace not in self._links:
-            self._links[namespace] = dump_links(self.sockets.get(namespace))
-        return self._links[namespace]
+    def observed(self, namespace: str | None) -> VethObservation:
+        """The namespace's observation, made once per run (on first use)."""
+        if namespace not in self._observed:
+            self._observed[namespace] = observe(self.sockets.get(namespace), namespace)
+        return self._observed[namespace]
 
-    def _find_peer(self, spec: VethSpec, end: Link) -> Link | None:
+    def _find_peer(self, spec: VethSpec, end: VethFacts) -> VethFacts | None:
         """The other end of `end` if it lives in the wanted peer namespace, whatever its name.
 
         Found by index, both ways (its IFLA_LINK is our index and ours is its), so a peer that
@@ -152,17 +216,17 @@ class VethResource(Resource):
         """
         if spec.peer_namespace is not None and not nl.netns_exists(spec.peer_namespace):
             return None
-        for peer in self.links(spec.peer_namespace).values():
+        for peer in self.observed(spec.peer_namespace).facts.values():
             # indexes are per namespace and often equal (2, 3…) in fresh ones: the owner mark keeps a
             # foreign pair that happens to match from being taken for ours
-            if peer.index == end.peer_index and peer.kind == "veth" and peer.peer_index == end.index and peer.owned:
+            if peer.index == end.peer_index and peer.peer_index == end.index and peer.owned:
                 return peer
         return None
 
     def plan(self) -> Plan:
         errors: list[str] = []
         predicted = Plan()  # check mode: pairs whose namespaces earlier tasks would have made
-        matched: list[tuple[int, VethSpec, Link | None, Link | None]] = []
+        matched: list[tuple[int, VethSpec, VethFacts | None, VethFacts | None]] = []
         keep: set[tuple[str | None, int]] = set()
         for index, spec in enumerate(self.specs):
             path = f"veths[{index}]"
@@ -177,27 +241,26 @@ class VethResource(Resource):
                 elif self.state == "present":
                     errors.extend(f"veth '{spec.name}': {role} '{ns}' does not exist" for role, ns in missing)
                 continue
-            end = self.links(spec.namespace).get(spec.name)
-            if end is not None and (not end.owned or end.kind != "veth"):
-                what = "is not a veth" if end.kind != "veth" else "was not created by wharf.network"
-                verb = "manage" if self.state == "present" else "remove"
-                errors.append(
-                    f"{path}.name: interface '{spec.name}' in namespace {nl.ns_label(spec.namespace)} "
-                    f"exists but {what}; refusing to {verb} it"
-                )
+            have = self.observed(spec.namespace)
+            refused = have.guard(f"{path}.name", spec.name, self.state, "is not a veth")
+            if refused:
+                errors.append(refused)
                 continue
+            end = have.facts.get(spec.name)
             peer = self._find_peer(spec, end) if end is not None else None
             if end is not None:
                 keep.add((spec.namespace, end.index))
             if peer is not None:
                 keep.add((spec.peer_namespace, peer.index))
             if self.state == "present" and spec.master:
-                master = self.links(spec.namespace).get(spec.master)
-                if master is None and self.check_mode:
+                master_kind = KIND if spec.master in have.facts else have.others.get(spec.master)
+                if not have.holds(spec.master) and self.check_mode:
                     pass  # the bridge task before this one would have made it
-                elif master is None or master.kind != "bridge":
+                elif not have.holds(spec.master) or master_kind != "bridge":
                     problem = (
-                        "does not exist" if master is None else f"is a {master.kind or 'plain'} link, not a bridge"
+                        "does not exist"
+                        if not have.holds(spec.master)
+                        else f"is a {master_kind or 'plain'} link, not a bridge"
                     )
                     errors.append(
                         f"{path}.master: bridge '{spec.master}' in namespace {nl.ns_label(spec.namespace)} {problem}"
@@ -221,13 +284,12 @@ class VethResource(Resource):
         for index, spec, end, peer in matched:
             if self.state == "absent":
                 if end is not None:
-                    state = _state(end, peer, None)
-                    plan.add(KIND, spec.label, "delete", state, None, self._deleter(spec.namespace, end))
+                    plan_removals(plan, KIND, [end], lambda e, p=peer: _removed_fields(e, p), self._remover)
                 continue
             if peer is None or peer.name != spec.peer:
-                taken = self.links(spec.peer_namespace).get(spec.peer)
-                free = (spec.peer_namespace, taken.index) in pruned | moving if taken is not None else True
-                if taken is not None and not free and taken is not peer:
+                taken = self.observed(spec.peer_namespace).indexes.get(spec.peer)
+                free = (spec.peer_namespace, taken) in pruned | moving if taken is not None else True
+                if taken is not None and not free and (peer is None or taken != peer.index):
                     errors.append(
                         f"veths[{index}].peer: interface '{spec.peer}' already exists in namespace "
                         f"{nl.ns_label(spec.peer_namespace)}"
@@ -242,7 +304,9 @@ class VethResource(Resource):
         plan.changes.sort(key=lambda change: order[change.action])
         return plan
 
-    def _assign_peer_names(self, matched: list[tuple[int, VethSpec, Link | None, Link | None]], pruned: set) -> None:
+    def _assign_peer_names(
+        self, matched: list[tuple[int, VethSpec, VethFacts | None, VethFacts | None]], pruned: set
+    ) -> None:
         """Docker keeps a container's interface names on connect and disconnect: an existing pair keeps its
         peer's name, and a new pair takes its wanted name if free, else the lowest free ethN. What differs
         from the items is recorded in `actual_peer_names` ((namespace, wanted) -> actual)."""
@@ -251,7 +315,7 @@ class VethResource(Resource):
         def taken(namespace: str | None) -> set[str]:
             if namespace not in held:
                 held[namespace] = {
-                    link.name for link in self.links(namespace).values() if (namespace, link.index) not in pruned
+                    name for name, index in self.observed(namespace).indexes.items() if (namespace, index) not in pruned
                 }
             return held[namespace]
 
@@ -271,20 +335,15 @@ class VethResource(Resource):
                 spec.peer = f"eth{number}"
             names.add(spec.peer)
 
-    def _master_name(self, namespace: str | None, end: Link) -> str | None:
-        if end.master is None:
-            return None
-        for link in self.links(namespace).values():
-            if link.index == end.master:
-                return link.name
-        return None
+    def _remover(self, end: VethFacts) -> Any:
+        return self._deleter(end.namespace, end)
 
-    def _plan_present(self, plan: Plan, spec: VethSpec, end: Link | None, peer: Link | None) -> None:
+    def _plan_present(self, plan: Plan, spec: VethSpec, end: VethFacts | None, peer: VethFacts | None) -> None:
         wanted = _wanted(spec)
         if end is None:
             plan.add(KIND, spec.label, "create", None, wanted, lambda: self._create(spec))
             return
-        have = _state(end, peer, self._master_name(spec.namespace, end))
+        have = _fields(end, peer)
         if peer is None:
             # the other end is gone or elsewhere: a veth cannot be re-paired, so rebuild it
             def replace() -> None:
@@ -293,9 +352,8 @@ class VethResource(Resource):
 
             plan.add(KIND, spec.label, "update", have, wanted, replace)
             return
-        differs = {k: v for k, v in wanted.items() if have.get(k) != v}
+        before, differs = field_diff(have, wanted)
         if differs:  # a "peer" difference is a rename of the other end, addresses and routes kept
-            before = {k: have.get(k) for k in differs}
             plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec, end, peer, differs))
 
     def _plan_prune(self, plan: Plan, keep: set[tuple[str | None, int]]) -> set[tuple[str | None, int]]:
@@ -310,23 +368,23 @@ class VethResource(Resource):
             touched = {s.namespace for s in self.specs} | {s.peer_namespace for s in self.specs}
             scope = sorted((ns for ns in touched if ns is None or nl.netns_exists(ns)), key=lambda n: n or "")
         removed: set[tuple[str | None, int]] = set()
-        candidates: list[tuple[str | None, Link]] = []
+        candidates: list[VethFacts] = []
         for namespace in scope:
             vanishing = self._vanishing_nsids(namespace)
-            for link in self.links(namespace).values():
-                if link.owned and link.kind == "veth" and (namespace, link.index) not in keep:
-                    if link.link_netnsid is not None and link.link_netnsid in vanishing:
-                        continue  # its container is being removed, and its endpoints with it
-                    candidates.append((namespace, link))
-        for namespace, link in candidates:
-            if (namespace, link.index) in removed:
+            for end in unwanted(self.observed(namespace).facts.values(), keep, lambda f: (f.namespace, f.index)):
+                if end.link_netnsid is not None and end.link_netnsid in vanishing:
+                    continue  # its container is being removed, and its endpoints with it
+                candidates.append(end)
+        ends: list[VethFacts] = []
+        for end in candidates:
+            if (end.namespace, end.index) in removed:
                 continue
-            removed.add((namespace, link.index))
-            for other_ns, other in candidates:  # the other end, when it is in scope too
-                if other_ns != namespace and other.index == link.peer_index and other.peer_index == link.index:
-                    removed.add((other_ns, other.index))
-            label = f"{nl.ns_label(namespace)}/{link.name}"
-            plan.add(KIND, label, "delete", _state(link, None, None), None, self._deleter(namespace, link))
+            removed.add((end.namespace, end.index))
+            for other in candidates:  # the other end, when it is in scope too
+                if other.namespace != end.namespace and other.index == end.peer_index and other.peer_index == end.index:
+                    removed.add((other.namespace, other.index))
+            ends.append(end)
+        plan_removals(plan, KIND, ends, _removed_fields, self._remover)
         return removed
 
     def _create(self, spec: VethSpec) -> None:
@@ -338,7 +396,7 @@ class VethResource(Resource):
                 netns_pid = os.getpid()  # the module's own namespace has no name to open
             else:
                 netns_fd = self._netns_fd(spec.peer_namespace)
-        master = self.links(spec.namespace)[spec.master].index if spec.master else None
+        master = self.observed(spec.namespace).indexes[spec.master] if spec.master else None
         peer = Rtnl.link_attrs(name=spec.peer, mtu=spec.mtu, mac=spec.peer_mac, netns_fd=netns_fd, netns_pid=netns_pid)
         # the peer cannot come up inside the create request (veth_open answers ENOTCONN while the
         # pair is half-linked): it is brought up by name right after, from its own namespace
@@ -369,7 +427,7 @@ class VethResource(Resource):
             os.close(fd)
         self._netns_fds.clear()
 
-    def _update(self, spec: VethSpec, end: Link, peer: Link, differs: dict[str, Any]) -> None:
+    def _update(self, spec: VethSpec, end: VethFacts, peer: VethFacts, differs: dict[str, Any]) -> None:
         rtnl = self.sockets.get(spec.namespace)
         peer_rtnl = self.sockets.get(spec.peer_namespace)
         if "mtu" in differs or "mac" in differs:
@@ -380,7 +438,7 @@ class VethResource(Resource):
         if "master" in differs:
             master = differs["master"]
             rtnl.set_link(
-                end.index, attrs=Rtnl.link_attrs(master=self.links(spec.namespace)[master].index if master else 0)
+                end.index, attrs=Rtnl.link_attrs(master=self.observed(spec.namespace).indexes[master] if master else 0)
             )
         if spec.hairpin is not None and ("hairpin" in differs or "master" in differs):
             # a new master starts the port with hairpin off

@@ -24,11 +24,20 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._engine import validate as check
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
+from ansible_collections.wharf.network.plugins.module_utils._engine.observed import (
+    InterfaceFacts,
+    LinkObservation,
+    field_diff,
+    plan_removals,
+    prune,
+    split_links,
+)
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._engine.resource import NamespacedSpec, Resource
 from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
@@ -173,24 +182,53 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
     return specs
 
 
-@dataclass
-class Observed:
-    """What one namespace has: links, which link holds each IPv4 address, and the entries per device."""
+@dataclass(frozen=True)
+class VxlanFacts(InterfaceFacts):
+    """A VXLAN device as the kernel holds it: its identity, its bridge (`master`, a name) and underlay (the link
+    it sends on, a name), and its tables as sorted text (`fdb`: `MAC dst VTEP`, `neighbours`: `IP lladdr MAC`,
+    `bridge_fdb`: the bridge's static MACs on the port). The tables are read for the collection's devices only
+    (another's is refused before they matter). `port_learning` is None when the device is no bridge port."""
 
-    links: dict[str, Link]
-    address_owner: dict[str, Link]
-    fdb: dict[int, list[str]]
-    neighbours: dict[int, list[str]]
-    bridge_fdb: dict[int, list[str]] = field(default_factory=dict)
+    vni: int | None
+    local: str | None
+    port: int | None
+    underlay: str | None
+    learning: bool | None
+    proxy: bool | None
+    master: str | None
+    port_learning: bool | None
+    mtu: int
+    up: bool
+    fdb: tuple[str, ...] = ()
+    neighbours: tuple[str, ...] = ()
+    bridge_fdb: tuple[str, ...] = ()
 
 
-def address_owners(rtnl: Rtnl, links: dict[str, Link]) -> dict[str, Link]:
+@dataclass(frozen=True)
+class UnderlayFacts:
+    """The link holding an IPv4 address, as far as a VXLAN device on it needs it: its index (the device sends
+    on it) and its MTU (the device's must fit inside)."""
+
+    name: str
+    index: int
+    mtu: int
+
+
+@dataclass(frozen=True)
+class VxlanObservation(LinkObservation[VxlanFacts]):
+    """One namespace's VXLAN devices, the names of its other links, and which link holds each IPv4 address
+    (the underlay a device's `local` must be on; read only when a device is wanted there)."""
+
+    address_owner: Mapping[str, UnderlayFacts] = field(default_factory=dict)
+
+
+def address_owners(rtnl: Rtnl, links: dict[str, Link]) -> dict[str, UnderlayFacts]:
     """Which link holds each IPv4 address of the namespace (the underlay a VXLAN device's `local` must be on)."""
-    by_index = {link.index: link for link in links.values()}
+    by_index = {link.index: UnderlayFacts(link.name, link.index, link.mtu) for link in links.values()}
     return {a.address: by_index[a.index] for a in rtnl.addrs() if a.family == socket.AF_INET and a.index in by_index}
 
 
-def _observe(rtnl: Rtnl, addresses: bool = True) -> Observed:
+def observe(rtnl: Rtnl, namespace: str | None, addresses: bool = True) -> VxlanObservation:
     """One namespace's links and the entries of wharf's VXLAN devices. Only the link dump when there is nothing
     to create and no device of ours (the converge of a host without an overlay: it must stay that cheap)."""
     links = dump_links(rtnl)
@@ -212,28 +250,51 @@ def _observe(rtnl: Rtnl, addresses: bool = True) -> Observed:
         for entry in rtnl.neighbours(socket.AF_INET):
             if entry.index in ours and entry.state & NUD_PERMANENT and entry.address:
                 neighbours[entry.index].append(f"{entry.address} lladdr {entry.mac}")
-    return Observed(
-        links,
-        address_owner,
-        {k: sorted(v) for k, v in fdb.items()},
-        {k: sorted(v) for k, v in neighbours.items()},
-        {k: sorted(v) for k, v in bridge_fdb.items()},
-    )
+    names = {link.index: link.name for link in links.values()}
+
+    def facts_of(link: Link) -> VxlanFacts:
+        master = names.get(link.master or 0)
+        return VxlanFacts(
+            name=link.name,
+            namespace=namespace,
+            index=link.index,
+            owned=link.owned,
+            vni=link.info.get("vni"),
+            local=link.info.get("local"),
+            port=link.info.get("port"),
+            underlay=names.get(link.info.get("link") or 0),
+            learning=link.info.get("learning"),
+            proxy=link.info.get("proxy"),
+            master=master,
+            port_learning=link.info.get("port_learning") if master else None,
+            mtu=link.mtu,
+            up=link.up,
+            fdb=tuple(sorted(fdb.get(link.index, []))),
+            neighbours=tuple(sorted(neighbours.get(link.index, []))),
+            bridge_fdb=tuple(sorted(bridge_fdb.get(link.index, []))),
+        )
+
+    split = split_links(namespace, links.values(), KIND, facts_of)
+    return VxlanObservation(namespace, split.facts, split.others, address_owner)
 
 
-def _device_fields(link: Link, master: str | None, underlay: str | None) -> dict[str, Any]:
-    """The observed device in the terms of `_wanted_fields` (compared key by key, shown in the diff)."""
+def _fields(facts: VxlanFacts) -> dict[str, Any]:
+    """The observed device in the terms of `_wanted_fields` and the spec's tables (compared key by key, shown
+    in the diff)."""
     return {
-        "vni": link.info.get("vni"),
-        "local": link.info.get("local"),
-        "port": link.info.get("port"),
-        "underlay": underlay,
-        "learning": link.info.get("learning"),
-        "proxy": link.info.get("proxy"),
-        "master": master,
-        "port_learning": link.info.get("port_learning") if master else None,
-        "mtu": link.mtu,
-        "up": link.up,
+        "vni": facts.vni,
+        "local": facts.local,
+        "port": facts.port,
+        "underlay": facts.underlay,
+        "learning": facts.learning,
+        "proxy": facts.proxy,
+        "master": facts.master,
+        "port_learning": facts.port_learning,
+        "mtu": facts.mtu,
+        "up": facts.up,
+        "fdb": list(facts.fdb),
+        "neighbours": list(facts.neighbours),
+        "bridge_fdb": list(facts.bridge_fdb),
     }
 
 
@@ -258,7 +319,9 @@ def _wanted_fields(spec: VxlanSpec, underlay: str | None) -> dict[str, Any]:
 _IMMUTABLE = ("vni", "local", "port", "underlay", "learning", "proxy")
 
 
-def underlay_problems(spec: VxlanSpec, owners: dict[str, Link], local_field: str, mtu_field: str) -> list[str]:
+def underlay_problems(
+    spec: VxlanSpec, owners: Mapping[str, UnderlayFacts], local_field: str, mtu_field: str
+) -> list[str]:
     """Why `spec` cannot be made on this namespace's underlay (its `local` address is on no interface, or its MTU
     plus the VXLAN overhead exceeds the underlay's), worded with the caller's field names."""
     underlay = owners.get(spec.local)
@@ -287,7 +350,7 @@ class VxlanResource(Resource):
         if self.state != "present" or not self.specs:
             return
         errors: list[str] = []
-        owners: dict[str | None, dict[str, Link]] = {}
+        owners: dict[str | None, dict[str, UnderlayFacts]] = {}
         for spec in self.specs:
             if spec.namespace not in owners:
                 rtnl = self.sockets.get(spec.namespace)
@@ -299,7 +362,7 @@ class VxlanResource(Resource):
     def plan(self) -> Plan:
         plan = Plan()
         errors: list[str] = []
-        observed: dict[str | None, Observed] = {}
+        observed: dict[str | None, VxlanObservation] = {}
         namespaces = {s.namespace for s in self.specs}
         if self.exclusive:
             namespaces.add(None)
@@ -307,84 +370,66 @@ class VxlanResource(Resource):
         for namespace in sorted(namespaces, key=lambda n: n or ""):
             if namespace is not None and not nl.netns_exists(namespace):
                 continue
-            observed[namespace] = _observe(self.sockets.get(namespace), addresses=namespace in wanted_in)
+            observed[namespace] = observe(self.sockets.get(namespace), namespace, addresses=namespace in wanted_in)
         for index, spec in enumerate(self.specs):
             have = observed.get(spec.namespace)
             if have is None:
                 if self.state == "present":
                     errors.append(f"vxlans[{index}]: namespace '{spec.namespace}' does not exist")
                 continue
-            link = have.links.get(spec.name)
-            if link is not None and (not link.owned or link.kind != KIND):
-                what = "is not a VXLAN device" if link.kind != KIND else "was not created by wharf.network"
-                errors.append(
-                    f"vxlans[{index}].name: interface '{spec.name}' in namespace {nl.ns_label(spec.namespace)}"
-                    f" exists but {what}; refusing to {'manage' if self.state == 'present' else 'remove'} it"
-                )
+            refused = have.guard(f"vxlans[{index}].name", spec.name, self.state, "is not a VXLAN device")
+            if refused:
+                errors.append(refused)
                 continue
+            facts = have.facts.get(spec.name)
             if self.state == "absent":
-                if link is not None:
-                    plan.add(KIND, spec.label, "delete", self._observed(have, link), None,
-                             self._deleter(spec.namespace, link))  # fmt: skip
+                if facts is not None:
+                    plan_removals(plan, KIND, [facts], _fields, self._remover)
                 continue
             problems = underlay_problems(spec, have.address_owner, f"vxlans[{index}].local", f"vxlans[{index}].mtu")
             if problems:
                 errors.extend(problems)
                 continue
             underlay = have.address_owner[spec.local]
-            if spec.master is not None and spec.master not in have.links and not self.check_mode:
+            if spec.master is not None and not have.holds(spec.master) and not self.check_mode:
                 errors.append(f"vxlans[{index}].master: bridge '{spec.master}' does not exist")
                 continue
-            self._plan_present(plan, spec, have, link, underlay)
+            self._plan_present(plan, spec, facts, underlay)
         if self.exclusive and self.state == "present":
             wanted = {(s.namespace, s.name) for s in self.specs}
-            for namespace, have in observed.items():
-                for link in have.links.values():
-                    if link.owned and link.kind == KIND and (namespace, link.name) not in wanted:
-                        label = f"{nl.ns_label(namespace)}/{link.name}"
-                        plan.add(KIND, label, "delete", self._observed(have, link), None,
-                                 self._deleter(namespace, link))  # fmt: skip
+            for have in observed.values():
+                prune(plan, KIND, have.facts.values(), wanted, lambda f: (f.namespace, f.name), _fields, self._remover)
         if errors:
             raise ValidationError(errors)
         return plan
 
-    @staticmethod
-    def _observed(have: Observed, link: Link) -> dict[str, Any]:
-        names = {other.index: other.name for other in have.links.values()}
-        fields = _device_fields(link, names.get(link.master or 0), names.get(link.info.get("link") or 0))
-        return {
-            **fields,
-            "fdb": have.fdb.get(link.index, []),
-            "neighbours": have.neighbours.get(link.index, []),
-            "bridge_fdb": have.bridge_fdb.get(link.index, []),
-        }
+    def _remover(self, facts: VxlanFacts) -> Any:
+        return self._deleter(facts.namespace, facts)
 
-    def _plan_present(self, plan: Plan, spec: VxlanSpec, have: Observed, link: Link | None, underlay: Link) -> None:
+    def _plan_present(self, plan: Plan, spec: VxlanSpec, facts: VxlanFacts | None, underlay: UnderlayFacts) -> None:
         wanted = {
             **_wanted_fields(spec, underlay.name),
             "fdb": spec.fdb(),
             "neighbours": spec.neighbours(),
             "bridge_fdb": spec.bridge_fdb(),
         }
-        if link is None:
+        if facts is None:
             plan.add(KIND, spec.label, "create", None, wanted, lambda: self._create(spec, underlay))
             return
-        current = self._observed(have, link)
-        differs = {k: v for k, v in wanted.items() if current.get(k) != v}
+        before, differs = field_diff(_fields(facts), wanted)
         if not differs:
             return
-        before = {k: current.get(k) for k in differs}
         if any(k in differs for k in _IMMUTABLE):
             # made again with its whole table; the old entries go with the old device
             def recreate() -> None:
-                self.sockets.get(spec.namespace).del_link(link.index)
+                self.sockets.get(spec.namespace).del_link(facts.index)
                 self._create(spec, underlay)
 
             plan.add(KIND, spec.label, "update", before, differs, recreate)
             return
-        plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec, link, current, differs))
+        plan.add(KIND, spec.label, "update", before, differs, lambda: self._update(spec, facts, differs))
 
-    def _create(self, spec: VxlanSpec, underlay: Link) -> None:
+    def _create(self, spec: VxlanSpec, underlay: UnderlayFacts) -> None:
         """Make the device, mark it ours at once (on its own: a later failing request must not leave an unowned
         device that every run then refuses), then enslave it, program its tables, and bring it up last."""
         rtnl = self.sockets.get(spec.namespace)
@@ -399,18 +444,18 @@ class VxlanResource(Resource):
         self._bridge_entries(rtnl, created.index, [], spec.bridge_fdb())
         rtnl.set_link(created.index, up=True)
 
-    def _update(self, spec: VxlanSpec, link: Link, current: dict[str, Any], differs: dict[str, Any]) -> None:
+    def _update(self, spec: VxlanSpec, link: VxlanFacts, differs: dict[str, Any]) -> None:
         """Change what differs in place: MTU, bridge, port learning, the entries, the state."""
         rtnl = self.sockets.get(spec.namespace)
         master = rtnl.link(name=spec.master).index if "master" in differs and spec.master else None
         if "mtu" in differs or master is not None:
             rtnl.set_link(link.index, attrs=Rtnl.link_attrs(mtu=differs.get("mtu"), master=master))
-        bridge_have = current["bridge_fdb"]
+        bridge_have = list(link.bridge_fdb)
         if master is not None:
             bridge_have = []  # a new bridge has none of the old one's entries
         if spec.master and ("port_learning" in differs or master is not None):
             rtnl.set_link(link.index, port_data=Rtnl.bridge_port_learning(False))
-        self._entries(rtnl, link.index, current["fdb"], spec.fdb(), current["neighbours"], spec.neighbours())
+        self._entries(rtnl, link.index, list(link.fdb), spec.fdb(), list(link.neighbours), spec.neighbours())
         self._bridge_entries(rtnl, link.index, bridge_have, spec.bridge_fdb())
         if "up" in differs:
             rtnl.set_link(link.index, up=True)
