@@ -70,3 +70,24 @@ def test_a_late_conflict_reports_what_was_already_done(sandbox):
     assert "was not created by wharf.network" in result.result["msg"]
     assert result.result["changed"]  # the containers step did run: say so
     assert "create netns 'app'" in result.result["changes"]
+
+
+def test_the_gateway_mac_stays_as_ports_come_and_go(sandbox):
+    """A bridge left to the kernel takes its lowest port's MAC: a new port with a lower MAC, or the old lowest one
+    leaving, would change the gateway's MAC under every container's ARP entry (lost for half a minute). The bridge
+    has its gateway's MAC set, so neither moves it."""
+    converge(sandbox, BASE)
+    gateway_mac = "02:42:0a:47:00:01"  # 02:42: + 10.71.0.1
+    assert sandbox.links()["br-front"]["address"] == gateway_mac
+    sandbox.sh("ip netns exec web ping -c1 -W2 10.71.0.1")
+    host_ends = [name for name, link in sandbox.links().items() if link.get("master") == "br-front"]
+    assert len(host_ends) == 2, host_ends
+    sandbox.sh(f"ip link set {host_ends[0]} address 02:00:00:00:00:01")  # a port lower than any other
+    grown = copy.deepcopy(BASE)
+    grown["containers"]["late"] = {"networks": ["front"]}
+    converge(sandbox, grown)
+    assert sandbox.links()["br-front"]["address"] == gateway_mac
+    neighbours = sandbox.sh("ip -n web -j neigh show 10.71.0.1").stdout
+    assert gateway_mac in neighbours, neighbours
+    sandbox.sh("ip netns exec web ping -c1 -W2 10.71.0.1")
+    assert not converge(sandbox, grown)["changed"]

@@ -101,9 +101,11 @@ def test_bridges_declared_everywhere_default_only_where_used():
     node1 = items_for(FLEET, "node1")
     node2 = items_for(FLEET, "node2")
     assert node1["bridges"] == [
-        {"name": "br-back", "mtu": 1500, "forwarding": True},
-        {"name": "wharf0", "mtu": 1500, "forwarding": True},  # solo uses the default network on node1
-        {"name": "br-front", "mtu": 1500, "forwarding": True},
+        # every bridge has its gateway's MAC (02:42: + the gateway address), set, so it never follows a port's
+        {"name": "br-back", "mtu": 1500, "forwarding": True, "mac": "02:42:ac:1d:00:01"},
+        # solo uses the default network on node1
+        {"name": "wharf0", "mtu": 1500, "forwarding": True, "mac": "02:42:ac:1f:00:01"},
+        {"name": "br-front", "mtu": 1500, "forwarding": True, "mac": "02:42:ac:1c:00:01"},
         # overlay: the distributed gateway's MAC, the same on every host
         {"name": "br-over", "mtu": 1400, "forwarding": True, "mac": "02:42:0a:32:00:01"},
     ]
@@ -259,8 +261,8 @@ def test_absent_network():
         "containers": {"c": {"networks": ["new"]}},
     }
     items = items_for(topology, "any")
-    assert items["absent_bridges"] == [{"name": "br-old", "mtu": 1500, "forwarding": True}]
-    assert items["bridges"] == [{"name": "br-new", "mtu": 1500, "forwarding": True}]
+    assert items["absent_bridges"] == [{"name": "br-old", "mtu": 1500, "forwarding": True, "mac": "02:42:0a:01:00:01"}]
+    assert items["bridges"] == [{"name": "br-new", "mtu": 1500, "forwarding": True, "mac": "02:42:0a:02:00:01"}]
     assert {"name": "br-old", "addresses": ["10.1.0.1/24"]} not in items["interfaces"]
 
 
@@ -278,7 +280,8 @@ def test_whole_topology_absent():
 
 def test_default_network_torn_down_only_where_it_was_used():
     topology = {"state": "absent", "containers": {"a": {"host": "n1"}, "b": {"host": "n2", "network_mode": "none"}}}
-    assert items_for(topology, "n1")["absent_bridges"] == [{"name": "wharf0", "mtu": 1500, "forwarding": True}]
+    wharf0 = {"name": "wharf0", "mtu": 1500, "forwarding": True, "mac": "02:42:ac:1f:00:01"}
+    assert items_for(topology, "n1")["absent_bridges"] == [wharf0]
     assert items_for(topology, "n2")["absent_bridges"] == []
     assert items_for(topology, "n2")["absent_namespaces"] == [{"name": "b", "hostname": "b"}]
 

@@ -13,6 +13,7 @@ from ansible_collections.wharf.network.plugins.module_utils._model.items import 
     Route,
     VethItem,
 )
+from ansible_collections.wharf.network.plugins.module_utils._model.names import mac_for
 from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Endpoint, Network
 
 
@@ -24,8 +25,15 @@ class BridgeDriver(Driver):
 
     def bridge_item(self, network: Network) -> BridgeItem:
         """The network's bridge: the host routes for its networks; what may pass is the firewall table's business
-        (isolation, egress, publishes), so every bridge forwards."""
-        return BridgeItem(name=str(network.bridge_name), mtu=network.mtu, forwarding=True)  # bridged: always named
+        (isolation, egress, publishes), so every bridge forwards. Its MAC is set, not left to the kernel: a bridge
+        without one takes its lowest port's MAC, so the gateway's MAC would change as containers come and go and
+        every container's ARP entry for the gateway would go stale (its DNS and egress lost for half a minute)."""
+        return BridgeItem(
+            name=str(network.bridge_name),  # bridged: always named
+            mtu=network.mtu,
+            forwarding=True,
+            mac=gateway_mac(network),
+        )
 
     def add_network(self, plan: PlanBuilder, network: Network) -> None:
         bridge = self.bridge_item(network)
@@ -74,3 +82,9 @@ def endpoint_interface(container: Container, endpoint: Endpoint) -> InterfaceIte
     )
     addresses = tuple(str(address) for address in endpoint.addresses)
     return InterfaceItem(name=endpoint.interface, namespace=container.name, addresses=addresses, routes=routes)
+
+
+def gateway_mac(network: Network) -> str:
+    """The MAC of a network's gateway (its bridge): derived from the IPv4 gateway address, as an endpoint's MAC from
+    its IPv4 address, so it is the same after a re-creation and, for an overlay, on every host."""
+    return mac_for(network.gateway)

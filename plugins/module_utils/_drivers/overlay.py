@@ -1,8 +1,8 @@
 # This file is private to the wharf.network collection: its API may change at any time.
 """The overlay driver: one L2 segment across hosts. On each host a bridge as for the bridge driver, with the same
-gateway address and MAC everywhere (a distributed, anycast gateway), joined to the other hosts by a VXLAN device
-with a static mesh from the inventory: a flood entry per peer, and per remote container its MAC behind its host and
-a permanent neighbour entry."""
+gateway address and MAC everywhere (a distributed, anycast gateway; the MAC derived from the address), joined to the
+other hosts by a VXLAN device with a static mesh from the inventory: a flood entry per peer, and per remote
+container its MAC behind its host and a permanent neighbour entry."""
 
 from __future__ import annotations
 
@@ -11,25 +11,20 @@ import ipaddress
 
 from ansible_collections.wharf.network.plugins.module_utils._drivers.bridge import BridgeDriver
 from ansible_collections.wharf.network.plugins.module_utils._model.items import (
-    BridgeItem,
     ContainerSummary,
     PlanBuilder,
     RemoteEntry,
     VxlanItem,
     container_summary,
 )
-from ansible_collections.wharf.network.plugins.module_utils._model.names import mac_for, vxlan_name_for
-from ansible_collections.wharf.network.plugins.module_utils._model.types import Network, Topology
+from ansible_collections.wharf.network.plugins.module_utils._model.names import vxlan_name_for
+from ansible_collections.wharf.network.plugins.module_utils._model.types import Topology
 
 
 class OverlayDriver(BridgeDriver):
     """Networks spanning the hosts of the inventory's underlay (``peers``)."""
 
     name = "overlay"
-
-    def bridge_item(self, network: Network) -> BridgeItem:
-        # whichever host answers an ARP for the gateway, the answer is the same
-        return dataclasses.replace(super().bridge_item(network), mac=gateway_mac(network))
 
     def add_fabric(self, plan: PlanBuilder, topology: Topology, host: str, peers: dict[str, str]) -> None:
         """The VXLAN item of every overlay network this host carries, and the remote containers on them."""
@@ -72,12 +67,6 @@ class OverlayDriver(BridgeDriver):
             summary = remote_summaries[key]
             endpoints = tuple(e for e in summary.endpoints if e.network in carried)
             plan.add("remote_containers", dataclasses.replace(summary, endpoints=endpoints))
-
-
-def gateway_mac(network: Network) -> str:
-    """The MAC of an overlay network's gateway (its bridge) on every host: derived from the IPv4 gateway address,
-    as an endpoint's MAC from its IPv4 address."""
-    return mac_for(network.gateway)
 
 
 def overlay_spans(topology: Topology, peers: dict[str, str]) -> dict[str, list[str]]:

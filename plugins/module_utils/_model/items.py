@@ -48,7 +48,7 @@ class NamespaceItem:
 
 @dataclass(frozen=True)
 class BridgeItem:
-    """A network's Linux bridge. ``mac`` is set where every host must show the same gateway MAC (overlay)."""
+    """A network's Linux bridge. ``mac``: the gateway's MAC, derived by the driver (None: left to the kernel)."""
 
     name: str
     mtu: int
