@@ -17,7 +17,8 @@ trap '$VENV/bin/ansible-playbook -i "$work" playbooks/sandbox.yml -e wharf_sandb
 sed "s/wharf-demo:/$name:/" inventories/demo/hosts.yml > "$work/hosts.yml"
 cp -r inventories/demo/group_vars "$work/"
 export ANSIBLE_CONFIG=$PWD/ansible.cfg
-echo "compat: $($VENV/bin/ansible --version | head -1), $($VENV/bin/python --version)"
+version=$($VENV/bin/ansible --version)  # whole, then its first line: `| head -1` breaks the pipe under ansible
+echo "compat: ${version%%$'\n'*}, $($VENV/bin/python --version)"
 $VENV/bin/ansible-playbook -i "$work" playbooks/sandbox.yml >/dev/null
 first=$($VENV/bin/ansible-playbook -i "$work" site.yml)
 echo "$first" | grep -q "all as expected" || { echo "$first"; echo "compat: report not as expected" >&2; exit 1; }
