@@ -56,6 +56,15 @@ options:
           metric:
             description: Route metric (priority). Omitted means the kernel's default.
             type: int
+      ipv6:
+        description:
+          - What IPv6 does on the interface, set through its sysctls inside its namespace. V(false) turns it off
+            (C(disable_ipv6=1)): no link-local address, nothing IPv6 accepted, as Docker does on a container
+            interface of an IPv4-only network. V(true) keeps it on.
+          - Either way router advertisements are refused (C(accept_ra=0)), so no neighbour can give the
+            interface an address or a default route.
+          - Omitted leaves IPv6 as it is. On a kernel without IPv6 there is nothing to set.
+        type: bool
 author:
   - wharf.network contributors (!UNKNOWN)
 """
@@ -95,7 +104,8 @@ interfaces:
   type: list
   elements: dict
   sample: [{"name": "eth0", "namespace": "web1", "addresses": ["172.28.0.10/24"],
-            "routes": [{"dest": "default", "gateway": "172.28.0.1", "metric": null}], "state": "present"}]
+            "routes": [{"dest": "default", "gateway": "172.28.0.1", "metric": null}], "ipv6": false,
+            "state": "present"}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -116,6 +126,7 @@ def main() -> None:
                     "name": {"type": "str", "required": True},
                     "namespace": {"type": "str"},
                     "addresses": {"type": "list", "elements": "str", "default": []},
+                    "ipv6": {"type": "bool"},
                     "routes": {
                         "type": "list",
                         "elements": "dict",

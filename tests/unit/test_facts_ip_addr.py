@@ -133,3 +133,49 @@ def test_a_missing_interface_is_refused_or_predicted_in_check_mode(kernel):
         {"addresses": [], "routes": []},
         {"addresses": ["10.0.7.1/24"], "routes": []},
     )
+
+
+def test_ipv6_is_read_only_where_an_item_asks_and_turned_off_with_router_advertisements_refused(kernel, monkeypatch):
+    asked = []
+
+    def fake_observe_ipv6(namespace, names):
+        asked.append((namespace, sorted(names)))
+        return {name: addresses.Ipv6Conf(True, 1) for name in names}
+
+    monkeypatch.setattr(addresses, "observe_ipv6", fake_observe_ipv6)
+    plan = plan_of(kernel, [{"name": "eth0", "addresses": ["10.0.0.2/24"], "ipv6": False}, {"name": "eth1"}])
+    assert asked == [(None, ["eth0"])]
+    (change,) = plan.changes
+    assert change.name == "(host)/eth0"
+    assert change.before == {"addresses": ["10.0.0.2/24", "10.0.0.3/24"], "routes": [], "ipv6": "on, accept_ra 1"}
+    assert change.after == {"addresses": ["10.0.0.2/24", "10.0.0.3/24"], "routes": [], "ipv6": "off, accept_ra 0"}
+    # IPv6 kept on: router advertisements are refused all the same
+    (change,) = plan_of(kernel, [{"name": "eth0", "ipv6": True}]).changes
+    assert (change.before["ipv6"], change.after["ipv6"]) == ("on, accept_ra 1", "on, accept_ra 0")
+
+
+def test_ipv6_already_as_asked_or_absent_from_the_kernel_plans_nothing(kernel, monkeypatch):
+    off = addresses.Ipv6Conf(False, 0)
+    monkeypatch.setattr(addresses, "observe_ipv6", lambda _ns, names: dict.fromkeys(names, off))
+    assert plan_of(kernel, [{"name": "eth0", "addresses": ["10.0.0.2/24"], "ipv6": False}]).changes == []
+    monkeypatch.setattr(addresses, "observe_ipv6", lambda _ns, names: dict.fromkeys(names))  # no IPv6 in this kernel
+    assert plan_of(kernel, [{"name": "eth0", "addresses": ["10.0.0.2/24"], "ipv6": False}]).changes == []
+    # absent takes addresses away and leaves IPv6 alone
+    on = addresses.Ipv6Conf(True, 1)
+    monkeypatch.setattr(addresses, "observe_ipv6", lambda _ns, names: dict.fromkeys(names, on))
+    assert plan_of(kernel, [{"name": "eth0", "addresses": ["10.0.0.9/24"], "ipv6": False}], "absent").changes == []
+
+
+def test_check_mode_predicts_ipv6_of_an_interface_not_made_yet(kernel, monkeypatch):
+    monkeypatch.setattr(addresses, "predicted_ipv6", lambda _ns: addresses.Ipv6Conf(True, 1))
+    (change,) = plan_of(kernel, [{"name": "eth7", "ipv6": False}], check_mode=True).changes
+    assert (change.before["ipv6"], change.after["ipv6"]) == ("on, accept_ra 1", "off, accept_ra 0")
+
+
+def test_ipv6_must_be_a_boolean(kernel):
+    with pytest.raises(ValidationError) as raised:
+        plan_of(kernel, [{"name": "eth0", "ipv6": "no"}])
+    assert raised.value.errors == ["interfaces[0].ipv6: 'no' must be true, false or omitted"]
+    with pytest.raises(ValidationError) as raised:
+        plan_of(kernel, [{"name": "eth0", "addresses": ["2001:db8::5/64"], "ipv6": False}])
+    assert raised.value.errors == ["interfaces[0]: IPv6 addresses ['2001:db8::5/64'] with ipv6 false"]

@@ -307,6 +307,7 @@ def test_endpoint_interface_has_an_address_and_a_default_route_per_family():
         "namespace": "web",
         "addresses": ["10.10.0.10/24", "fd00:28::10/64"],
         "routes": [{"dest": "default", "gateway": "10.10.0.254"}, {"dest": "default", "gateway": "fd00:28::1"}],
+        "ipv6": True,
     }
     ipv6_routed_elsewhere = dual_stack_endpoint((4,))[1]
     assert endpoint_interface(container, ipv6_routed_elsewhere).as_item()["routes"] == [
@@ -318,12 +319,14 @@ def test_ipv4_endpoint_interface_is_as_before():
     topology = parsed()
     container = topology.containers["web"]
     assert [endpoint_interface(container, e).as_item() for e in container.endpoints] == [
-        {"name": "eth0", "namespace": "web", "addresses": [f"{container.endpoints[0].address}/16"]},
+        # no IPv6 where the network has none
+        {"name": "eth0", "namespace": "web", "addresses": [f"{container.endpoints[0].address}/16"], "ipv6": False},
         {
             "name": "eth1",
             "namespace": "web",
             "addresses": ["10.10.0.10/24"],
             "routes": [{"dest": "default", "gateway": "10.10.0.254"}],
+            "ipv6": False,
         },
     ]
 
@@ -333,6 +336,7 @@ def test_bridge_holds_a_gateway_per_family():
     BridgeDriver().add_network(plan, dual_stack_network())
     (bridge_interface,) = plan.lists["interfaces"]
     assert bridge_interface.addresses == ("10.10.0.254/24", "fd00:28::1/64")
+    assert bridge_interface.ipv6 is True
     (firewall,) = plan.lists["firewall_networks"]
     assert (firewall.subnet, firewall.gateway) == ("10.10.0.0/24", "10.10.0.254")  # the firewall is IPv4's
 

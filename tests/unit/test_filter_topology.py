@@ -148,22 +148,25 @@ def test_veths():
 def test_interfaces():
     interfaces = items_for(FLEET, "node1")["interfaces"]
     assert interfaces[:4] == [
-        {"name": "br-back", "addresses": ["172.29.0.1/24"]},
-        {"name": "wharf0", "addresses": ["172.31.0.1/16"]},
-        {"name": "br-front", "addresses": ["172.28.0.1/24"]},
-        {"name": "br-over", "addresses": ["10.50.0.1/24"]},
+        # IPv4-only networks: no IPv6 on the bridges nor in the containers (and no router advertisement taken)
+        {"name": "br-back", "addresses": ["172.29.0.1/24"], "ipv6": False},
+        {"name": "wharf0", "addresses": ["172.31.0.1/16"], "ipv6": False},
+        {"name": "br-front", "addresses": ["172.28.0.1/24"], "ipv6": False},
+        {"name": "br-over", "addresses": ["10.50.0.1/24"], "ipv6": False},
     ]
     assert by_name(interfaces, namespace="web1", name="eth0") == {
         "name": "eth0",
         "namespace": "web1",
         "addresses": ["172.28.0.10/24"],
         "routes": [{"dest": "default", "gateway": "172.28.0.1"}],
+        "ipv6": False,
     }
     eth1 = by_name(interfaces, namespace="web1", name="eth1")
-    assert set(eth1) == {"name", "namespace", "addresses"}
+    assert set(eth1) == {"name", "namespace", "addresses", "ipv6"}
     assert eth1["addresses"][0].startswith("172.29.0.") and eth1["addresses"][0].endswith("/24")
     # db is only on an internal network: an address, no default route (as in Docker)
-    assert by_name(interfaces, namespace="db") == {"name": "eth0", "namespace": "db", "addresses": ["172.29.0.5/24"]}
+    db = {"name": "eth0", "namespace": "db", "addresses": ["172.29.0.5/24"], "ipv6": False}
+    assert by_name(interfaces, namespace="db") == db
     assert not [i for i in interfaces if i.get("namespace") in ("loner", "sidecar", "hosted")]
 
 

@@ -42,7 +42,8 @@ class BridgeDriver(Driver):
             return
         plan.add("bridges", bridge)
         gateways = tuple(str(subnet.gateway_interface) for subnet in network.subnets)  # one per family
-        plan.add("interfaces", InterfaceItem(name=bridge.name, addresses=gateways))
+        # the host's side of the network: IPv6 only where the network has it, router advertisements never taken
+        plan.add("interfaces", InterfaceItem(name=bridge.name, addresses=gateways, ipv6=has_ipv6(network)))
         ipv4 = network.ipv4  # the firewall items have one subnet and one gateway, of IPv4 (IPv6: issue 13)
         plan.add(
             "firewall_networks",
@@ -74,17 +75,30 @@ class BridgeDriver(Driver):
 
 def endpoint_interface(container: Container, endpoint: Endpoint) -> InterfaceItem:
     """The addresses of an endpoint inside its container (one per family of its network), and a default route via
-    the family's gateway for each family whose default route the endpoint carries."""
+    the family's gateway for each family whose default route the endpoint carries. No IPv6 at all where the
+    network has none (as Docker 26 and later): a container cannot then be given an IPv6 address or route by a
+    forged router advertisement, and no IPv6 reaches what the topology gave only IPv4."""
     routes = tuple(
         Route(dest="default", gateway=str(gateway))
         for gateway in endpoint.gateways
         if gateway.version in endpoint.default_routes
     )
     addresses = tuple(str(address) for address in endpoint.addresses)
-    return InterfaceItem(name=endpoint.interface, namespace=container.name, addresses=addresses, routes=routes)
+    return InterfaceItem(
+        name=endpoint.interface,
+        namespace=container.name,
+        addresses=addresses,
+        routes=routes,
+        ipv6=any(address.version == 6 for address in endpoint.addresses),  # an endpoint has its network's families
+    )
 
 
 def gateway_mac(network: Network) -> str:
     """The MAC of a network's gateway (its bridge): derived from the IPv4 gateway address, as an endpoint's MAC from
     its IPv4 address, so it is the same after a re-creation and, for an overlay, on every host."""
     return mac_for(network.gateway)
+
+
+def has_ipv6(network: Network) -> bool:
+    """Whether the network has an IPv6 subnet (none before issue 13's family lands)."""
+    return any(subnet.version == 6 for subnet in network.subnets)

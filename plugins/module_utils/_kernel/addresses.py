@@ -6,6 +6,12 @@ addresses on a managed interface that the item does not list are removed (not th
 link-local ones), and so are `proto static` routes: the kind this module adds. Routes of other
 origins, the kernel's connected routes and routes added by hand (`ip route add` says `proto boot`),
 are left alone, as Docker leaves a route someone added inside a container.
+
+An item with `ipv6` also sets what IPv6 does on the interface (its sysctls, read and written inside the
+interface's namespace): `ipv6: false` turns it off (`disable_ipv6`: no link-local address, nothing
+IPv6 accepted), as Docker does on a container interface of an IPv4-only network; either way router
+advertisements are never accepted (`accept_ra` 0), so a container that forges one cannot give its
+neighbours or the host an address or a default route through itself.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +32,7 @@ from ansible_collections.wharf.network.plugins.module_utils._kernel.link import 
 from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import RTN_UNICAST, RouteMessage, Rtnl
 
 KIND = "ip_addr"
+IPV6_CONF = "/proc/sys/net/ipv6/conf"  # per interface, and "default" (what a new interface starts with)
 RTPROT_KERNEL = 2
 RTPROT_STATIC = 4
 
@@ -52,12 +59,33 @@ class Route:
         return " ".join(words)
 
 
+@dataclass(frozen=True)
+class Ipv6Conf:
+    """What IPv6 does on one interface: on or off (``disable_ipv6``), and ``accept_ra`` (0 never, 1 when not
+    forwarding, 2 always)."""
+
+    enabled: bool
+    accept_ra: int
+
+    def text(self) -> str:
+        return f"{'on' if self.enabled else 'off'}, accept_ra {self.accept_ra}"
+
+
+KERNEL_DEFAULT_IPV6 = Ipv6Conf(True, 1)  # a new namespace's interfaces, unless its defaults were changed
+
+
 @dataclass
 class InterfaceSpec(NamespacedSpec):
     name: str
     namespace: str | None
     addresses: list[str] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
+    ipv6: bool | None = None  # None: IPv6 left as it is
+
+    @property
+    def ipv6_conf(self) -> Ipv6Conf | None:
+        """What the item asks of IPv6: on or off, and router advertisements never accepted."""
+        return None if self.ipv6 is None else Ipv6Conf(self.ipv6, 0)
 
 
 def _canonical_cidr(value: str) -> str:
@@ -78,6 +106,9 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
         name = item.get("name") or ""
         namespace = item.get("namespace") or default_namespace
         problems = [check.interface_name(f"{path}.name", name), check.namespace_name(f"{path}.namespace", namespace)]
+        ipv6 = item.get("ipv6")
+        if ipv6 is not None and not isinstance(ipv6, bool):
+            problems.append(f"{path}.ipv6: {ipv6!r} must be true, false or omitted")
         addresses: list[str] = []
         for a_index, address in enumerate(item.get("addresses") or []):
             problem = check.interface_cidr(f"{path}.addresses[{a_index}]", address)
@@ -117,10 +148,12 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
                 routes.append(
                     Route(canonical, str(gateway) if gateway else None, _canonical_metric(family, metric), v6)
                 )
+        if ipv6 is False and any(":" in a for a in addresses):
+            problems.append(f"{path}: IPv6 addresses {[a for a in addresses if ':' in a]} with ipv6 false")
         problems.extend(check.duplicates(f"{path}.addresses", "address", [(a,) for a in addresses]))
         problems.extend(check.duplicates(f"{path}.routes", "route", [(r.text(),) for r in routes]))
         errors.extend(p for p in problems if p)
-        specs.append(InterfaceSpec(name, namespace, addresses, routes))
+        specs.append(InterfaceSpec(name, namespace, addresses, routes, ipv6 if isinstance(ipv6, bool) else None))
     errors.extend(check.duplicates("interfaces", "name", [(s.namespace, s.name) for s in specs]))
     if errors:
         raise ValidationError(errors)
@@ -145,6 +178,7 @@ class AddressFacts:
     index: int
     addresses: tuple[str, ...] = ()
     routes: tuple[RouteFacts, ...] = ()
+    ipv6: Ipv6Conf | None = None  # read only where an item asks; None too where the kernel has no IPv6
 
     @property
     def label(self) -> str:
@@ -192,9 +226,50 @@ def _is_link_local(cidr: str) -> bool:
     return ipaddress.ip_interface(cidr).ip.is_link_local and ":" in cidr
 
 
-def observe(rtnl: Rtnl, namespace: str | None) -> Mapping[str, AddressFacts]:
+def _read_ipv6_conf(name: str) -> Ipv6Conf | None:
+    """The IPv6 sysctls of interface ``name`` (or ``default``) in the namespace this thread is in; None where
+    the kernel has no IPv6 there."""
+    try:
+        with open(f"{IPV6_CONF}/{name}/disable_ipv6", encoding="ascii") as handle:
+            disabled = handle.read().strip() != "0"
+        with open(f"{IPV6_CONF}/{name}/accept_ra", encoding="ascii") as handle:
+            accept_ra = int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+    return Ipv6Conf(not disabled, accept_ra)
+
+
+def _write_ipv6_conf(name: str, conf: Ipv6Conf) -> None:
+    """Set them, in the namespace this thread is in: router advertisements refused before IPv6 is turned on."""
+    for key, value in (("accept_ra", str(conf.accept_ra)), ("disable_ipv6", "0" if conf.enabled else "1")):
+        with open(f"{IPV6_CONF}/{name}/{key}", "w", encoding="ascii") as handle:
+            handle.write(value)
+
+
+def _in_namespace(namespace: str | None) -> contextlib.AbstractContextManager[Any]:
+    """Sysctls resolve in the opener's namespace: enter a named one, stay in the module's own for None."""
+    return nl.entered(nl.netns_path(namespace)) if namespace is not None else contextlib.nullcontext()
+
+
+def observe_ipv6(namespace: str | None, names: Collection[str]) -> dict[str, Ipv6Conf | None]:
+    """The IPv6 sysctls of the interfaces ``names`` of one namespace (one entry into it)."""
+    if not names:
+        return {}
+    with _in_namespace(namespace):
+        return {name: _read_ipv6_conf(name) for name in names}
+
+
+def predicted_ipv6(namespace: str | None) -> Ipv6Conf | None:
+    """What IPv6 an interface not made yet will start with, for a check run: its namespace's defaults, the
+    kernel's where the namespace is not made yet either."""
+    if namespace is not None and not nl.netns_exists(namespace):
+        return KERNEL_DEFAULT_IPV6 if observe_ipv6(None, ["default"]).get("default") else None
+    return observe_ipv6(namespace, ["default"]).get("default")
+
+
+def observe(rtnl: Rtnl, namespace: str | None, ipv6_of: Collection[str] = ()) -> Mapping[str, AddressFacts]:
     """The addresses and routes of every interface of one namespace, by name (a dump each of links, routes
-    and addresses)."""
+    and addresses), and the IPv6 sysctls of the interfaces ``ipv6_of``."""
     links = dump_links(rtnl)
     routes: dict[int | None, dict[Route, int]] = {}
     for msg in _main_routes(rtnl):
@@ -204,6 +279,7 @@ def observe(rtnl: Rtnl, namespace: str | None) -> Mapping[str, AddressFacts]:
     addresses: dict[int, list[str]] = {}
     for a in rtnl.addrs():
         addresses.setdefault(a.index, []).append(_canonical_cidr(f"{a.address}/{a.prefixlen}"))
+    ipv6 = observe_ipv6(namespace, [name for name in ipv6_of if name in links])
     return {
         name: AddressFacts(
             name,
@@ -211,6 +287,7 @@ def observe(rtnl: Rtnl, namespace: str | None) -> Mapping[str, AddressFacts]:
             link.index,
             tuple(addresses.get(link.index, [])),
             tuple(RouteFacts(route, protocol) for route, protocol in routes.get(link.index, {}).items()),
+            ipv6.get(name),
         )
         for name, link in links.items()
     }
@@ -225,20 +302,26 @@ class IpAddrResource(Resource):
         plan = Plan()
         errors: list[str] = []
         observed: dict[str | None, Mapping[str, AddressFacts]] = {}
+        ipv6_of: dict[str | None, set[str]] = {}
+        for spec in self.specs:
+            if spec.ipv6 is not None:
+                ipv6_of.setdefault(spec.namespace, set()).add(spec.name)
         for index, spec in enumerate(self.specs):
             if spec.namespace is not None and not nl.netns_exists(spec.namespace):
                 if self.state == "present" and self.check_mode:
-                    self._plan_interface(plan, spec, AddressFacts(spec.name, spec.namespace, 0))
+                    self._plan_interface(plan, spec, self._not_made_yet(spec))
                 elif self.state == "present":
                     errors.append(f"interfaces[{index}]: namespace '{spec.namespace}' does not exist")
                 continue
             if spec.namespace not in observed:
-                observed[spec.namespace] = observe(self.sockets.get(spec.namespace), spec.namespace)
+                observed[spec.namespace] = observe(
+                    self.sockets.get(spec.namespace), spec.namespace, ipv6_of.get(spec.namespace, ())
+                )
             have = observed[spec.namespace].get(spec.name)
             if have is None:
                 if self.state == "present" and self.check_mode:
                     # an earlier task of this check run (a veth, a bridge) would have made it
-                    self._plan_interface(plan, spec, AddressFacts(spec.name, spec.namespace, 0))
+                    self._plan_interface(plan, spec, self._not_made_yet(spec))
                 elif self.state == "present":
                     errors.append(
                         f"interfaces[{index}].name: interface '{spec.name}' does not exist in namespace "
@@ -249,6 +332,13 @@ class IpAddrResource(Resource):
         if errors:
             raise ValidationError(errors)
         return plan
+
+    @staticmethod
+    def _not_made_yet(spec: InterfaceSpec) -> AddressFacts:
+        """The facts of an interface an earlier step of this check run would make: no addresses, and the IPv6
+        its namespace gives a new interface."""
+        ipv6 = predicted_ipv6(spec.namespace) if spec.ipv6 is not None else None
+        return AddressFacts(spec.name, spec.namespace, 0, ipv6=ipv6)
 
     def _plan_interface(self, plan: Plan, spec: InterfaceSpec, have: AddressFacts) -> None:
         protocols = have.protocols()
@@ -266,7 +356,9 @@ class IpAddrResource(Resource):
             add_addresses, add_routes = [], []
             del_addresses = [a for a in spec.addresses if a in have_addresses]
             del_routes = [r for r in spec.routes if r in have_routes]
-        if not (add_addresses or add_routes or del_addresses or del_routes):
+        want_ipv6 = spec.ipv6_conf if self.state == "present" else None
+        fix_ipv6 = want_ipv6 if want_ipv6 is not None and have.ipv6 is not None and have.ipv6 != want_ipv6 else None
+        if not (add_addresses or add_routes or del_addresses or del_routes or fix_ipv6):
             return
         relevant_routes = {r for r in have_routes if r in set(spec.routes) | set(del_routes)}
         before_addresses = sorted(a for a in have.addresses if not _is_link_local(a))
@@ -274,11 +366,16 @@ class IpAddrResource(Resource):
         after_routes = (relevant_routes | set(add_routes)) - set(del_routes)
         after_addresses = (set(before_addresses) | set(add_addresses)) - set(del_addresses)
         after = {"addresses": sorted(after_addresses), "routes": sorted(r.text() for r in after_routes)}
+        if want_ipv6 is not None and have.ipv6 is not None:
+            before["ipv6"], after["ipv6"] = have.ipv6.text(), want_ipv6.text()
         action = "update"
 
         def apply() -> None:
             rtnl = self.sockets.get(spec.namespace)
             subject = f"interface '{spec.label}'"
+            if fix_ipv6 is not None:
+                with _naming(subject, f"set IPv6 {fix_ipv6.text()}"), _in_namespace(spec.namespace):
+                    _write_ipv6_conf(spec.name, fix_ipv6)
             for route in del_routes:
                 with _naming(subject, f"delete route {route.text()}"):
                     self._send_route(rtnl, route, have.index, add=False)
@@ -286,6 +383,8 @@ class IpAddrResource(Resource):
             self._add_addresses(rtnl, subject, have.index, add_addresses)
             for address in del_addresses:
                 iface = ipaddress.ip_interface(address)
+                if iface.version == 6 and fix_ipv6 is not None and not fix_ipv6.enabled:
+                    continue  # turning IPv6 off took every IPv6 address with it
                 with _naming(subject, f"delete address {address}"):
                     rtnl.del_addr(have.index, str(iface.ip), iface.network.prefixlen)
             routes_to_add = add_routes
@@ -328,6 +427,7 @@ class IpAddrResource(Resource):
                 "namespace": s.namespace,
                 "addresses": s.addresses,
                 "routes": [{"dest": r.dest, "gateway": r.gateway, "metric": r.metric} for r in s.routes],
+                "ipv6": s.ipv6,
                 "state": self.state,
             }
             for s in self.specs

@@ -75,12 +75,15 @@ class Route:
 
 @dataclass(frozen=True)
 class InterfaceItem:
-    """The addresses (CIDR form, every family) and routes of one interface; ``namespace`` None is the host's."""
+    """The addresses (CIDR form, every family) and routes of one interface; ``namespace`` None is the host's.
+    ``ipv6``: whether the interface has IPv6 at all (off where its network has none; router advertisements are
+    refused either way); None leaves it alone."""
 
     name: str
     addresses: tuple[str, ...]
     namespace: str | None = None
     routes: tuple[Route, ...] = ()
+    ipv6: bool | None = None
 
     def as_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {"name": self.name}
@@ -89,6 +92,8 @@ class InterfaceItem:
         item["addresses"] = list(self.addresses)
         if self.routes:
             item["routes"] = [route.as_item() for route in self.routes]
+        if self.ipv6 is not None:
+            item["ipv6"] = self.ipv6
         return item
 
 
