@@ -6,13 +6,16 @@ destroyed afterwards even on failure. For each N a topology is generated (contai
 round-robin over networks net0..net{M-1}; every tenth container is also on the next network), written to a temp
 vars file, and timed:
 
-  ip host     one `ip -batch` in the sandbox's root namespace: N `netns add`, M bridges (alias, up, gateway
-              address), one veth pair per endpoint with the peer created in its netns (name, mtu, MAC), host end
+  ip host     one `ip -batch` in the sandbox's root namespace: N `netns add`, M bridges (the gateway's MAC,
+              alias, up, gateway address), one veth pair per endpoint with the peer created in its netns (name, mtu, MAC), host end
               enslaved, aliased and up
   ip per-ns   what `ip -batch` cannot do from the root namespace (a batch line cannot name another namespace):
               one `ip -n NS -batch -` per container, from one shell script: lo up, peer aliased and up, its
               addresses, its default route; the same script first writes net.ipv4.ip_forward=1 and
-              net.ipv4.conf.BRIDGE.forwarding=1 (shell builtins, no process), as the role does.
+              net.ipv4.conf.BRIDGE.forwarding=1 and each bridge's IPv6 sysctls (accept_ra 0, disable_ipv6 1:
+              shell builtins, no process), as the role does; a container whose interface has IPv6 set gets
+              `ip netns exec NS sh -c 'echo ... > accept_ra; echo ... > disable_ipv6; exec ip -batch -'` instead
+              (one more exec per container: a sysctl of another namespace is written only from inside it).
   nft         `nft -f` of the firewall's transaction for this topology (the very text the role renders:
               isolation, egress masquerade), as the role applies it.
               `ip total` = host + per-ns + nft is the baseline the ratios use.
@@ -225,8 +228,9 @@ def baseline_scripts(items: dict) -> tuple[list[str], str, list[str]]:
     """(root-namespace ip -batch lines, per-namespace shell script, teardown ip -batch lines) for the items."""
     host = [f"netns add {ns['name']}" for ns in items["namespaces"]]
     for br in items["bridges"]:
+        mac = f" address {br['mac']}" if br.get("mac") else ""  # the gateway's MAC, set as the module sets it
         host += [
-            f"link add {br['name']} mtu {br['mtu']} type bridge",
+            f"link add {br['name']}{mac} mtu {br['mtu']} type bridge",
             f"link set dev {br['name']} alias {OWNER_MARK} up",
         ]
     # a sysctl is no ip object: written by the shell script below with a builtin (no process), as the module does
@@ -237,6 +241,17 @@ def baseline_scripts(items: dict) -> tuple[list[str], str, list[str]]:
         if br.get("forwarding") is not None
     )
     per_ns: dict[str, list[str]] = {ns["name"]: ["link set lo up"] for ns in items["namespaces"]}
+    # IPv6 as the item asks (router advertisements refused; off on IPv4-only networks): sysctls again, written
+    # inside each container's namespace by the one shell that then runs its ip -batch
+    ipv6_ns: dict[str, str] = {ns["name"]: "" for ns in items["namespaces"]}
+    for iface in items["interfaces"]:
+        if iface.get("ipv6") is not None:
+            conf = f"/proc/sys/net/ipv6/conf/{iface['name']}"
+            lines = f"echo 0 > {conf}/accept_ra; echo {int(not iface['ipv6'])} > {conf}/disable_ipv6; "
+            if iface.get("namespace") is None:
+                sysctls += lines.replace("; ", "\n")
+            else:
+                ipv6_ns[iface["namespace"]] += lines
     for iface in items["interfaces"]:
         if iface.get("namespace") is None:
             host += [f"addr add {a} dev {iface['name']}" for a in iface["addresses"]]
@@ -257,7 +272,11 @@ def baseline_scripts(items: dict) -> tuple[list[str], str, list[str]]:
                 f"route add {r['dest']} via {r['gateway']} dev {iface['name']}" for r in iface.get("routes", [])
             ]
     script = sysctls + "".join(
-        f"ip -n {ns} -batch - <<'EOF'\n" + "\n".join(lines) + "\nEOF\n" for ns, lines in per_ns.items()
+        (f"ip netns exec {ns} sh -c '{ipv6_ns[ns]}exec ip -batch -'" if ipv6_ns[ns] else f"ip -n {ns} -batch -")
+        + " <<'EOF'\n"
+        + "\n".join(lines)
+        + "\nEOF\n"
+        for ns, lines in per_ns.items()
     )
     teardown = [f"netns del {ns['name']}" for ns in items["namespaces"]]
     teardown += [f"link del {br['name']}" for br in items["bridges"]]
