@@ -59,8 +59,8 @@ options:
       ipv6:
         description:
           - What IPv6 does on the interface, set through its sysctls inside its namespace. V(false) turns it off
-            (C(disable_ipv6=1)): no link-local address, nothing IPv6 accepted, as Docker does on a container
-            interface of an IPv4-only network. V(true) keeps it on.
+            (C(disable_ipv6=1)), so the interface has no link-local address and accepts nothing IPv6, as Docker
+            does on a container interface of an IPv4-only network. V(true) keeps it on.
           - Either way router advertisements are refused (C(accept_ra=0)), so no neighbour can give the
             interface an address or a default route.
           - Omitted leaves IPv6 as it is. On a kernel without IPv6 there is nothing to set.

@@ -35,7 +35,7 @@ def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
-    for _ in range(3):
+    for _attempt in range(3):
         sock.sendto(advertisement(prefix), ("ff02::1", 0, 0, index))
         time.sleep(0.2)
 
