@@ -7,8 +7,8 @@ round-robin over networks net0..net{M-1}; every tenth container is also on the n
 vars file, and timed:
 
   ip host     one `ip -batch` in the sandbox's root namespace: N `netns add`, M bridges (the gateway's MAC,
-              alias, up, gateway address), one veth pair per endpoint with the peer created in its netns (name, mtu, MAC), host end
-              enslaved, aliased and up
+              alias, up, gateway address), one veth pair per endpoint with the peer created in its netns (name,
+              mtu, MAC), host end enslaved, aliased and up
   ip per-ns   what `ip -batch` cannot do from the root namespace (a batch line cannot name another namespace):
               one `ip -n NS -batch -` per container, from one shell script: lo up, peer aliased and up, its
               addresses, its default route; the same script first writes net.ipv4.ip_forward=1 and
