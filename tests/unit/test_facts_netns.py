@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.wharf.network.plugins.module_utils._engine.errors import ValidationError
 from ansible_collections.wharf.network.plugins.module_utils._engine.observed import as_json
 from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
-from ansible_collections.wharf.network.plugins.module_utils._kernel import netns
+from ansible_collections.wharf.network.plugins.module_utils._kernel import netns, sysctl
 from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import IFF_UP
 
 
@@ -55,7 +55,7 @@ def host(monkeypatch, tmp_path):
     monkeypatch.setattr(netns, "read_mark", lambda name: fake.namespaces[name]["mark"])
     monkeypatch.setattr(netns, "_inode", lambda path: fake.namespaces.get(fake.name_of(path), {}).get("inode", 0))
     monkeypatch.setattr(netns, "_read_hostname", lambda name: fake.namespaces[name]["hostname"])
-    monkeypatch.setattr(netns, "_read_sysctls", fake.sysctls)
+    monkeypatch.setattr(sysctl, "read", fake.sysctls)
     return fake
 
 

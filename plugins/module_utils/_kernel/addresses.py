@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import socket
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,11 +29,11 @@ from ansible_collections.wharf.network.plugins.module_utils._engine.errors impor
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._engine.resource import NamespacedSpec, Resource
 from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
+from ansible_collections.wharf.network.plugins.module_utils._kernel import sysctl
 from ansible_collections.wharf.network.plugins.module_utils._kernel.link import dump_links
 from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import RTN_UNICAST, RouteMessage, Rtnl
 
 KIND = "ip_addr"
-IPV6_CONF = "/proc/sys/net/ipv6/conf"  # per interface, and "default" (what a new interface starts with)
 RTPROT_KERNEL = 2
 RTPROT_STATIC = 4
 
@@ -69,6 +70,18 @@ class Ipv6Conf:
 
     def text(self) -> str:
         return f"{'on' if self.enabled else 'off'}, accept_ra {self.accept_ra}"
+
+    def sysctls(self, name: str) -> dict[str, str]:
+        """Its sysctls for interface ``name``, in the order to write them: router advertisements refused before
+        IPv6 is turned on."""
+        return {
+            _ipv6_key(name, "accept_ra"): str(self.accept_ra),
+            _ipv6_key(name, "disable_ipv6"): str(int(not self.enabled)),
+        }
+
+
+def _ipv6_key(name: str, leaf: str) -> str:
+    return f"net/ipv6/conf/{name}/{leaf}"  # slashed: an interface name may hold a dot
 
 
 KERNEL_DEFAULT_IPV6 = Ipv6Conf(True, 1)  # a new namespace's interfaces, unless its defaults were changed
@@ -226,45 +239,27 @@ def _is_link_local(cidr: str) -> bool:
     return ipaddress.ip_interface(cidr).ip.is_link_local and ":" in cidr
 
 
-def _read_ipv6_conf(name: str) -> Ipv6Conf | None:
-    """The IPv6 sysctls of interface ``name`` (or ``default``) in the namespace this thread is in; None where
-    the kernel has no IPv6 there."""
-    try:
-        with open(f"{IPV6_CONF}/{name}/disable_ipv6", encoding="ascii") as handle:
-            disabled = handle.read().strip() != "0"
-        with open(f"{IPV6_CONF}/{name}/accept_ra", encoding="ascii") as handle:
-            accept_ra = int(handle.read().strip())
-    except (OSError, ValueError):
-        return None
-    return Ipv6Conf(not disabled, accept_ra)
-
-
-def _write_ipv6_conf(name: str, conf: Ipv6Conf) -> None:
-    """Set them, in the namespace this thread is in: router advertisements refused before IPv6 is turned on."""
-    for key, value in (("accept_ra", str(conf.accept_ra)), ("disable_ipv6", "0" if conf.enabled else "1")):
-        with open(f"{IPV6_CONF}/{name}/{key}", "w", encoding="ascii") as handle:
-            handle.write(value)
-
-
-def _in_namespace(namespace: str | None) -> contextlib.AbstractContextManager[Any]:
-    """Sysctls resolve in the opener's namespace: enter a named one, stay in the module's own for None."""
-    return nl.entered(nl.netns_path(namespace)) if namespace is not None else contextlib.nullcontext()
-
-
 def observe_ipv6(namespace: str | None, names: Collection[str]) -> dict[str, Ipv6Conf | None]:
-    """The IPv6 sysctls of the interfaces ``names`` of one namespace (one entry into it)."""
-    if not names:
-        return {}
-    with _in_namespace(namespace):
-        return {name: _read_ipv6_conf(name) for name in names}
+    """The IPv6 sysctls of the interfaces ``names`` (or ``default``: what a new interface starts with) of one
+    namespace, one entry into it; None where the kernel has no IPv6 there."""
+    keys = [_ipv6_key(name, leaf) for name in names for leaf in ("disable_ipv6", "accept_ra")]
+    values = sysctl.read(namespace, keys)
+    confs: dict[str, Ipv6Conf | None] = {}
+    for name in names:
+        disabled, accept_ra = values[_ipv6_key(name, "disable_ipv6")], values[_ipv6_key(name, "accept_ra")]
+        if disabled is None or accept_ra is None or not accept_ra.lstrip("-").isdigit():
+            confs[name] = None
+        else:
+            confs[name] = Ipv6Conf(disabled == "0", int(accept_ra))
+    return confs
 
 
 def predicted_ipv6(namespace: str | None) -> Ipv6Conf | None:
     """What IPv6 an interface not made yet will start with, for a check run: its namespace's defaults, the
     kernel's where the namespace is not made yet either."""
     if namespace is not None and not nl.netns_exists(namespace):
-        return KERNEL_DEFAULT_IPV6 if observe_ipv6(None, ["default"]).get("default") else None
-    return observe_ipv6(namespace, ["default"]).get("default")
+        return KERNEL_DEFAULT_IPV6 if os.path.isdir(sysctl.path("net/ipv6/conf")) else None
+    return observe_ipv6(namespace, ["default"])["default"]
 
 
 def observe(rtnl: Rtnl, namespace: str | None, ipv6_of: Collection[str] = ()) -> Mapping[str, AddressFacts]:
@@ -304,7 +299,7 @@ class IpAddrResource(Resource):
         observed: dict[str | None, Mapping[str, AddressFacts]] = {}
         ipv6_of: dict[str | None, set[str]] = {}
         for spec in self.specs:
-            if spec.ipv6 is not None:
+            if spec.ipv6 is not None and self.state == "present":  # absent takes addresses away, not IPv6
                 ipv6_of.setdefault(spec.namespace, set()).add(spec.name)
         for index, spec in enumerate(self.specs):
             if spec.namespace is not None and not nl.netns_exists(spec.namespace):
@@ -374,8 +369,8 @@ class IpAddrResource(Resource):
             rtnl = self.sockets.get(spec.namespace)
             subject = f"interface '{spec.label}'"
             if fix_ipv6 is not None:
-                with _naming(subject, f"set IPv6 {fix_ipv6.text()}"), _in_namespace(spec.namespace):
-                    _write_ipv6_conf(spec.name, fix_ipv6)
+                with _naming(subject, f"set IPv6 {fix_ipv6.text()}"):
+                    sysctl.write(spec.namespace, fix_ipv6.sysctls(spec.name))
             for route in del_routes:
                 with _naming(subject, f"delete route {route.text()}"):
                     self._send_route(rtnl, route, have.index, add=False)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from ansible_collections.wharf.network.plugins.module_utils._engine.observed imp
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._engine.resource import NamespacedSpec, Resource
 from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
+from ansible_collections.wharf.network.plugins.module_utils._kernel import sysctl
 from ansible_collections.wharf.network.plugins.module_utils._kernel.link import (
     OWNER_MARK,
     Link,
@@ -80,27 +80,18 @@ def parse_items(items: list[dict[str, Any]], default_namespace: str | None) -> l
     return specs
 
 
-def forwarding_path(name: str) -> str:
+def forwarding_key(name: str) -> str:
     """IPv4 forwarding of packets that enter through this interface (checked per ingress device)."""
-    return f"/proc/sys/net/ipv4/conf/{name}/forwarding"
-
-
-def _in_namespace(namespace: str | None):
-    return nl.entered(nl.netns_path(namespace)) if namespace else contextlib.nullcontext()
+    return f"net/ipv4/conf/{name}/forwarding"  # slashed: a bridge name may hold a dot
 
 
 def read_forwarding(namespace: str | None, name: str) -> bool | None:
-    with _in_namespace(namespace):
-        try:
-            with open(forwarding_path(name)) as handle:
-                return handle.read().strip() == "1"
-        except OSError:
-            return None
+    value = sysctl.read(namespace, [forwarding_key(name)])[forwarding_key(name)]
+    return None if value is None else value == "1"
 
 
 def write_forwarding(namespace: str | None, name: str, on: bool) -> None:
-    with _in_namespace(namespace), open(forwarding_path(name), "w") as handle:
-        handle.write("1" if on else "0")
+    sysctl.write(namespace, {forwarding_key(name): "1" if on else "0"})
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from ansible_collections.wharf.network.plugins.module_utils._engine.observed imp
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._engine.resource import Resource
 from ansible_collections.wharf.network.plugins.module_utils._kernel import namespace as nl
+from ansible_collections.wharf.network.plugins.module_utils._kernel import sysctl
 from ansible_collections.wharf.network.plugins.module_utils._kernel.files import STATE_DIR
 from ansible_collections.wharf.network.plugins.module_utils._kernel.rtnl import IFF_UP, Rtnl
 
@@ -100,16 +101,6 @@ def _inode(path: str) -> int:
         return 0
 
 
-def sysctl_path(key: str) -> str:
-    return "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
-
-
-def _normalise_sysctl(value: object) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return " ".join(str(value).split())
-
-
 def _validate_hostname(path: str, value: object) -> str | None:
     if value is None:
         return None
@@ -147,7 +138,7 @@ def parse_items(items: list[dict[str, Any]]) -> list[NamespaceSpec]:
             NamespaceSpec(
                 name=str(name),
                 hostname=hostname,
-                sysctls={str(k): _normalise_sysctl(v) for k, v in sysctls.items()},
+                sysctls={str(k): sysctl.normalise(v) for k, v in sysctls.items()},
                 share_with=share_with,
             )
         )
@@ -157,38 +148,12 @@ def parse_items(items: list[dict[str, Any]]) -> list[NamespaceSpec]:
     return specs
 
 
-def _read_sysctls(name: str, keys: list[str]) -> dict[str, str | None]:
-    values: dict[str, str | None] = {}
-    if not keys:
-        return values
-    with nl.entered(nl.netns_path(name)):
-        for key in keys:
-            try:
-                with open(sysctl_path(key)) as handle:
-                    values[key] = _normalise_sysctl(handle.read())
-            except OSError:
-                values[key] = None
-    return values
-
-
 def _read_hostname(name: str) -> str | None:
     path = uts_path(name)
     if not os.path.exists(path):
         return None
     with nl.entered(path, nl.CLONE_NEWUTS):
         return socket.gethostname()
-
-
-def _write_sysctls_here(sysctls: dict[str, str]) -> None:
-    """Write net.* sysctls of the namespace this thread is in (they resolve per opener)."""
-    for key, value in sysctls.items():
-        with open(sysctl_path(key), "w") as handle:
-            handle.write(value)
-
-
-def _write_sysctls(name: str, sysctls: dict[str, str]) -> None:
-    with nl.entered(nl.netns_path(name)):
-        _write_sysctls_here(sysctls)
 
 
 def _set_hostname(name: str, hostname: str) -> None:
@@ -225,7 +190,7 @@ def observe(
         inode=inode,
         loopback_up=bool(lo is not None and lo.flags & IFF_UP),
         hostname=_read_hostname(name) if hostname else None,
-        sysctls=MappingProxyType(_read_sysctls(name, list(sysctls))),
+        sysctls=MappingProxyType(sysctl.read(name, list(sysctls))),
     )
 
 
@@ -340,7 +305,7 @@ class NetnsResource(Resource):
             if fix_hostname:
                 _set_hostname(spec.name, spec.hostname or "")
             if fix_sysctls:
-                _write_sysctls(spec.name, fix_sysctls)
+                sysctl.write(spec.name, fix_sysctls)
 
         plan.add(KIND, spec.name, "update", changed_before, changed_after, update)
 
@@ -391,7 +356,7 @@ class NetnsResource(Resource):
             finally:
                 rtnl.close()
             if spec.sysctls:
-                _write_sysctls_here(spec.sysctls)
+                sysctl.write_here(spec.sysctls)
 
         nl.create_namespace_file(nl.netns_path(spec.name), nl.CLONE_NEWNET, configure_inside)
         write_mark(spec.name, None)
