@@ -91,7 +91,7 @@ unit:
 	$(VENV)/bin/pytest -q tests/unit
 
 integration:
-	$(VENV)/bin/pytest -q tests/integration
+	$(VENV)/bin/pytest -q -n auto --dist loadfile tests/integration
 
 molecule:
 	$(VENV)/bin/molecule test -s default
