@@ -928,3 +928,29 @@ def test_queries_are_answered_while_a_reload_builds(tmp_path: Path, monkeypatch)
     finally:
         gate.set()
         running.close()
+
+
+def test_a_container_without_its_namespace_waits_and_a_bad_pin_is_an_error(tmp_path: Path):
+    """A container whose namespace does not exist (yet) is no error, nobody is there to ask; a pin that is no
+    namespace (a stale empty file) is one, named, and retried; the other containers are listened for all along."""
+    from ansible_collections.wharf.network.plugins.module_utils._dns.server import listen as _dns_listen
+
+    selector = __import__("selectors").DefaultSelector()
+    listener = _dns_listen.Listener(selector, _free_port())
+    stale = tmp_path / "stale"
+    stale.write_text("")
+    wanted = {
+        "here": _dns_listen.Endpoint(None, "127.0.0.1"),
+        "unborn": _dns_listen.Endpoint(str(tmp_path / "nothing"), "127.0.0.11"),
+        "stale": _dns_listen.Endpoint(str(stale), "127.0.0.11"),
+    }
+    try:
+        error = listener.listen_on(wanted)
+        assert listener.names == ["here"] and listener.missing == {"unborn"}
+        assert error is not None and error.startswith(f"cannot listen for stale: 127.0.0.11:{listener.port} in {stale}")
+        assert "unborn" not in error
+        assert listener.retry_at is not None and listener.check_at is not None
+        assert not listener.check_pins()  # nothing appeared, nothing changed
+        assert os.readlink("/proc/thread-self/ns/net") == os.readlink("/proc/self/ns/net")  # always back home
+    finally:
+        listener.close_all()

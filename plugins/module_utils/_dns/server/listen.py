@@ -8,10 +8,11 @@ that did not ask: no reflection), and an internal network needs nothing of the h
 
 The server thread enters the namespace (setns(2) through ctypes, as ``_kernel/namespace.py`` does: ``os.setns``
 is Python 3.12 and later), opens its two sockets and comes back. A namespace that cannot be entered or bound
-(its pin is missing, a process inside holds the port) is reported and tried again RETRY_LISTEN later; the others
-answer meanwhile. Each namespace's pin is checked every PIN_CHECK: a container removed (or replaced under the
-same name) has its sockets closed (or opened anew in the new namespace) without waiting for a reload, because
-a socket holds its namespace, and a held namespace keeps its veths.
+(a process inside holds the port, the pin is not a namespace) is reported and tried again RETRY_LISTEN later;
+the others answer meanwhile. A container whose namespace does not exist (yet) is no error: nobody is there to
+ask, and it is listened for as soon as its pin appears. Each pin is checked every PIN_CHECK: a container
+removed (or replaced under the same name) has its sockets closed (or opened anew in the new namespace) without
+waiting for a reload, because a socket holds its namespace, and a held namespace keeps its veths.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class Listener:
         self.open: dict[str, _Open] = {}
         self.wanted: dict[str, Endpoint] = {}
         self.failed: dict[str, str] = {}  # name -> why it does not listen
+        self.missing: set[str] = set()  # names whose namespace does not exist (yet)
         self.retry_at: float | None = None  # when to try the failed ones again (monotonic)
         self.check_at: float | None = None  # when to check the pins (monotonic)
 
@@ -150,12 +152,12 @@ class Listener:
             entry = self.open[name]
             if wanted.get(name) != entry.endpoint or _identity(entry.endpoint.netns) != entry.identity:
                 self._close(name)
-        self.failed = {}
+        self.failed, self.missing = {}, set()
         for name in sorted(set(wanted) - set(self.open)):
             self._open(name, wanted[name])
         now = time.monotonic()
         self.retry_at = now + RETRY_LISTEN if self.failed else None
-        self.check_at = now + PIN_CHECK if self.open else None
+        self.check_at = now + PIN_CHECK if self.open or self.missing else None
         return self.error()
 
     def error(self) -> str | None:
@@ -166,7 +168,7 @@ class Listener:
     def _open(self, name: str, endpoint: Endpoint) -> None:
         identity = _identity(endpoint.netns)
         if identity is None:
-            self.failed[name] = f"no namespace {endpoint.netns}"
+            self.missing.add(name)
             return
         try:
             udp, tcp = inside(endpoint.netns, lambda: _sockets(endpoint.address, self.port))
@@ -179,11 +181,12 @@ class Listener:
         self.selector.register(tcp, selectors.EVENT_READ, ("tcp", (tcp, name)))
 
     def check_pins(self) -> bool:
-        """Close what listens in a namespace that is gone or replaced and open it anew where it is: True when
-        something changed (the loop writes its status then)."""
+        """Close what listens in a namespace that is gone or replaced and open it anew where it is, and open what
+        waits for a namespace that exists now: True when something changed (the loop writes its status then)."""
         stale = [n for n, e in self.open.items() if _identity(e.endpoint.netns) != e.identity]
+        born = [n for n in self.missing if _identity(self.wanted[n].netns) is not None]
         self.check_at = time.monotonic() + PIN_CHECK
-        if not stale:
+        if not stale and not born:
             return False
         for name in stale:
             self._close(name)
