@@ -954,3 +954,22 @@ def test_a_container_without_its_namespace_waits_and_a_bad_pin_is_an_error(tmp_p
         assert os.readlink("/proc/thread-self/ns/net") == os.readlink("/proc/self/ns/net")  # always back home
     finally:
         listener.close_all()
+
+
+def test_a_container_publishing_port_53_keeps_the_port_and_resolves_through_the_host():
+    """A DNS server of its own (pi-hole) binds port 53 of every address: the resolver does not listen inside that
+    container (a socket of ours would refuse its bind), which resolves through the host's servers as on Docker's
+    default bridge; its names still resolve for the others."""
+    document = {
+        "networks": {"n": {"subnet": "10.5.0.0/24"}},
+        "containers": {
+            "hole": {"networks": {"n": {"ipv4_address": "10.5.0.53"}}, "ports": ["53:53/udp"]},
+            "app": {"networks": {"n": {"ipv4_address": "10.5.0.10"}}},
+        },
+    }
+    model = parse_topology(document)
+    state = resolver_state(model, "h", HOST_RESOLV)
+    assert state["listen"] == ["app"] and state["views"]["n"]["names"]["hole"] == ["10.5.0.53"]
+    hole = resolv_conf_text(model, model.containers["hole"], HOST_RESOLV).splitlines()
+    assert hole[1:3] == ["nameserver 192.0.2.53", "nameserver 10.9.0.1"]
+    assert resolv_conf_text(model, model.containers["app"], HOST_RESOLV).splitlines()[1] == "nameserver 127.0.0.11"

@@ -84,6 +84,15 @@ class _View:
         self.names.setdefault(name.lower().rstrip("."), set()).add(address)
 
 
+def runs_own_dns_server(container: Container) -> bool:
+    """The container publishes port 53 (a DNS server of its own, such as pi-hole): the resolver does not listen
+    inside it. A server there binds port 53 of every address, which a socket of ours on 127.0.0.11:53 would
+    refuse it (Linux allows no wildcard bind beside a listening one). Docker avoids that with a DNAT inside the
+    namespace to a random port; here such a container resolves through the host's servers instead, as on
+    Docker's default bridge, and its own names still resolve for every other container."""
+    return any(p.target[0] <= 53 <= p.target[1] for p in container.ports)
+
+
 def view_id(networks: Iterable[str]) -> str:
     """The stable id of the view for a set of networks: their names, sorted, joined by ``+``."""
     return "+".join(sorted(set(networks)))
@@ -175,7 +184,7 @@ def resolver_state(topology: Topology, host: str, host_resolv: HostResolvConf) -
         return key
 
     for container in topology.containers_on(host):
-        if container.state != "present" or not container.own_namespace:
+        if container.state != "present" or not container.own_namespace or runs_own_dns_server(container):
             continue
         local = [e for e in container.endpoints if e.network in served]
         if not local:
