@@ -137,9 +137,9 @@ def test_a_self_assigned_neighbour_address_gets_no_other_names(lab):
     assert control["ptr"]["answers"] == ["secret.db."], control
 
     lab.sandbox.sh(f"ip -n attacker addr add {NEIGHBOUR_WEB}/24 dev eth0")
+    # and tells the host that the address is at its MAC now (what sends it the neighbour's answers)
+    garp = lab.background("attacker", ATTACK, "garp", "eth0", NEIGHBOUR_WEB, 50)
     try:
-        # and tells the host that the address is at its MAC now (what sends it the neighbour's answers)
-        garp = lab.background("attacker", ATTACK, "garp", "eth0", NEIGHBOUR_WEB, 50)
         for attempt in range(2):
             tries = {f"{label}-{attempt}": dict(spec, timeout=1) for label, spec in stolen.items()}
             forged = {f"{label}-forged": dict(spec, source=NEIGHBOUR_WEB) for label, spec in tries.items()}
