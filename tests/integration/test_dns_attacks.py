@@ -188,6 +188,7 @@ def test_a_flooding_container_does_not_starve_its_neighbour(lab):
     flooded = lab.result_of(flood)
     external = [label for label, r in seen.items() if label.startswith("ext-") and r.get("answers") == ["203.0.113.7"]]
     local = [label for label, r in seen.items() if label.startswith("local-") and r.get("answers")]
+    print(f"flood {flooded}, neighbour: {len(external)}/50 external, {len(local)}/20 local")  # the numbers, with -s
     assert flooded["sent"] > 20000, flooded  # the flood was real
     assert len(external) >= 45, (len(external), flooded, seen, lab.log_tail())
     assert len(local) == 20, (seen, lab.log_tail())
@@ -210,6 +211,7 @@ def test_tcp_connections_of_one_container_leave_slots_for_its_neighbour(lab):
         for address in extra:
             lab.sandbox.sh(f"ip -n attacker addr del {address}/24 dev eth0", check=False)
     answered = [label for label, r in seen.items() if r.get("answers") == [NEIGHBOUR_WEB]]
+    print(f"tcp hold {held}, neighbour: {len(answered)}/5 over TCP")  # the numbers, with -s
     assert held["opened"] >= 8, held
     assert len(answered) == 5, (seen, held, lab.log_tail())
 
