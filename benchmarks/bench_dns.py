@@ -2,12 +2,13 @@
 """Benchmark: wharf.network's embedded resolver next to aardvark-dns and dnsmasq, on the same names, in one run.
 
 Everything happens inside one throwaway sandbox host (``wb…``), removed at the end even on failure or SIGTERM:
-a bridge with three addresses (one per server: ours on .1, dnsmasq on .2, aardvark-dns on .3), a container
-namespace ``bench`` (the asker, 10.77.0.10) and an ``outside`` namespace with a dnsmasq playing the upstream
-server (answers ``www.ext.example``, NXDOMAIN for the rest). Per server and per name kind, ``dnsperf`` measures
-the queries per second at full load (``-c 4 -q 64``) and, in a second run at a fixed 5000 queries per second,
-the per-query latency (``-v``), of which p50 and p99 are printed. Then the time from a change (a new name in the
-server's configuration + SIGHUP; for ours also through the ``container_dns`` module) to the first answer for it.
+a bridge with three addresses (dnsmasq on .2, aardvark-dns on .3; ours answers on 127.0.0.11 inside the
+asker's namespace, as Docker's), a container namespace ``bench`` (the asker, 10.77.0.10) and an ``outside``
+namespace with a dnsmasq playing the upstream server (answers ``www.ext.example``, NXDOMAIN for the rest). Per
+server and per name kind, ``dnsperf`` measures the queries per second at full load (``-c 4 -q 64``) and, in a
+second run at a fixed 5000 queries per second, the per-query latency (``-v``), of which p50 and p99 are
+printed. Then the time from a change (a new name in the server's configuration + SIGHUP; for ours also through
+the ``container_dns`` module) to the first answer for it.
 
     sudo .venv/bin/python benchmarks/bench_dns.py [--seconds 5] [--containers 50]
 
@@ -46,7 +47,10 @@ STATE, PIDFILE = "/run/wharf/dns/state.json", "/run/wharf/dns/resolver.pid"
 DNSMASQ = "dnsmasq -k --log-facility=- --user=root --no-resolv --no-hosts --domain-needed --bind-interfaces"
 AARDVARK = "/usr/lib/podman/aardvark-dns"
 GATEWAY, DNSMASQ_IP, AARDVARK_IP, ASKER, UPSTREAM = "10.77.0.1", "10.77.0.2", "10.77.0.3", "10.77.0.10", "10.77.1.2"
-SERVERS = {"wharf": GATEWAY, "aardvark-dns": AARDVARK_IP, "dnsmasq": DNSMASQ_IP}
+# ours listens inside the asker's own namespace (as Docker's); the other containers have no namespace here, so
+# the resolver listens for `bench` alone
+RESOLVER = "127.0.0.11"
+SERVERS = {"wharf": RESOLVER, "aardvark-dns": AARDVARK_IP, "dnsmasq": DNSMASQ_IP}
 QUERIES = {"local": "web1 A", "alias": "svc A", "nxdomain": "nosuchname A", "forward": "www.ext.example A"}
 
 

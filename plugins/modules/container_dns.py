@@ -9,14 +9,17 @@ module: container_dns
 short_description: Embedded DNS for the containers of this host, with per-container resolv.conf and hosts
 version_added: 0.1.0
 description:
-  - Gives every container of this host Docker's name service. A resolver daemon (one per host, on UDP and TCP port
-    53 of each network's gateway) answers each container from its own view, chosen by the query's source address
+  - Gives every container of this host Docker's name service. A resolver daemon (one per host) listens on UDP and
+    TCP port 53 of 127.0.0.11 inside each container's own network namespace, as Docker's embedded resolver does,
+    so the view is the container's whatever source address it uses, and nothing listens where the host's networks
+    (or a machine outside) could reach it. Each container gets the
     names, hostnames and aliases of every container on every network it shares with the asker (several containers
     with one alias give all their addresses, in rotating order; containers on other hosts count on an overlay
     network), NXDOMAIN for the other names of the topology, everything else forwarded to the upstream servers
-    (the container's C(dns), else the host's resolv.conf), except from an C(internal) network, where nothing is
-    ever forwarded.
-  - Writes C(/etc/netns/NAME/resolv.conf) (the gateways as nameservers, C(search) and C(options) from the topology
+    (the container's C(dns), else the host's resolv.conf), except for a container whose every network is
+    C(internal), for which nothing is ever forwarded. Forwarding and TCP connections are shared fairly between the
+    containers, so one flooding container cannot starve another.
+  - Writes C(/etc/netns/NAME/resolv.conf) (C(nameserver 127.0.0.11), C(search) and C(options) from the topology
     or the host, C(ndots:0) as Docker unless set) and C(/etc/netns/NAME/hosts) (localhost, C(extra_hosts) with the
     C(host-gateway) keyword, the container's own name), which C(ip netns exec NAME) mounts over C(/etc).
   - The resolver's state goes to C(/run/wharf/dns/state.json), written atomically; a running resolver reloads it
@@ -79,17 +82,18 @@ changes:
     - "write file '/run/wharf/dns/state.json'"
     - "reload resolver 'wharf-dns'"
 listen:
-  description: The gateway addresses the resolver answers on (empty when no container of this host needs it).
+  description: The containers (namespaces) the resolver answers in, on 127.0.0.11 (empty when no container of this
+    host needs it).
   returned: success
   type: list
   elements: str
-  sample: ["172.28.0.1", "172.28.1.1"]
+  sample: ["api", "web1"]
 views:
   description: How many distinct views (sets of networks of an asker) the resolver holds.
   returned: success
   type: int
 clients:
-  description: How many container addresses the resolver knows as askers.
+  description: How many containers the resolver knows as askers.
   returned: success
   type: int
 pid:

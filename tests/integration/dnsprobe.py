@@ -6,7 +6,9 @@
     python dnsprobe.py raw SERVER HEX                    sends bytes as they are, prints the answer's hex or null
 
 `ask` prints a JSON object label -> {rcode, answers (in order), tc, question, ms} (rcode "timeout" when
-nothing came back). Options per query: "edns" (payload, or null for none), "ignore_tc" (do not retry over TCP).
+nothing came back, "error" with the reason when the connection failed). Options per query: "edns" (payload, or
+null for none), "source" (the address to send from), "timeout" (seconds, default 6); "server": "resolv" asks the
+first nameserver of /etc/resolv.conf (the container's own, under `ip netns exec`).
 The upstream answers A 203.0.113.7 for any name under ext.test, 40 A records for big.ext.test (so UDP gets TC),
 NXDOMAIN for the rest, over UDP and TCP, and appends "NAME TYPE" to LOGFILE for each query before answering.
 """
@@ -19,6 +21,7 @@ import sys
 import threading
 import time
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.query
@@ -27,9 +30,22 @@ import dns.rdatatype
 import dns.rrset
 
 
+def resolv_server() -> str:
+    """The first nameserver of /etc/resolv.conf (under `ip netns exec NAME`, the container's own file)."""
+    with open("/etc/resolv.conf", encoding="utf-8") as handle:
+        for line in handle:
+            words = line.split()
+            if len(words) >= 2 and words[0] == "nameserver":
+                return words[1]
+    raise SystemExit("no nameserver in /etc/resolv.conf")
+
+
 def ask(queries: list[dict]) -> dict:
     results = {}
     for spec in queries:
+        server = resolv_server() if spec["server"] == "resolv" else spec["server"]
+        timeout = spec.get("timeout", 6)
+        source = spec.get("source")
         edns = spec.get("edns", None)
         query = dns.message.make_query(
             spec["name"], spec.get("type", "A"), use_edns=edns is not None, payload=edns or 1232
@@ -37,11 +53,14 @@ def ask(queries: list[dict]) -> dict:
         start = time.monotonic()
         try:
             if spec.get("tcp"):
-                response = dns.query.tcp(query, spec["server"], timeout=6)
+                response = dns.query.tcp(query, server, timeout=timeout, source=source)
             else:
-                response = dns.query.udp(query, spec["server"], timeout=6, ignore_unexpected=True)
+                response = dns.query.udp(query, server, timeout=timeout, source=source, ignore_unexpected=True)
         except dns.exception.Timeout:
             results[spec["label"]] = {"rcode": "timeout", "ms": (time.monotonic() - start) * 1000}
+            continue
+        except (OSError, EOFError, dns.exception.DNSException) as exc:
+            results[spec["label"]] = {"rcode": "error", "error": f"{type(exc).__name__}: {exc}"}
             continue
         answers = [item.to_text() for rrset in response.answer for item in rrset]
         results[spec["label"]] = {

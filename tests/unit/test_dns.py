@@ -98,7 +98,8 @@ def test_parse_resolv_conf():
 
 def test_views_by_network_set_and_clients():
     state = state_of()
-    assert state["listen"] == ["10.9.1.1", "10.9.0.1", "10.9.2.1"]  # back, front, ovl (by name); lonely unused
+    assert state["listen"] == ["api", "db", "ov1", "web"]  # containers of h1 with a served network, by name
+    assert state["address"] == "127.0.0.11"  # inside each of their namespaces, as Docker
     assert sorted(state["views"]) == ["back", "back+front", "front", "ovl"]
     front = state["views"]["front"]["names"]
     assert front["web"] == ["10.9.0.10"] and front["www"] == ["10.9.0.10"] and front["site"] == ["10.9.0.10"]
@@ -113,16 +114,15 @@ def test_views_by_network_set_and_clients():
     )
     assert state["views"]["front"]["reverse"]["10.0.9.10.in-addr.arpa"] == "web.front"  # as Docker: NAME.NETWORK
     clients = state["clients"]
-    assert clients["10.9.0.10"] == {"view": "front", "forward": True, "upstreams": ["192.0.2.53"]}
-    api_back = next(a for a, c in clients.items() if a.startswith("10.9.1.") and a != "10.9.1.12")
-    assert clients["10.9.0.11"] == {"view": "back+front", "forward": True, "upstreams": ["198.51.100.9"]}
-    assert clients[api_back]["forward"] is False  # its address on the internal network never forwards
-    assert clients["10.9.1.12"]["forward"] is False
-    assert "10.9.0.40" not in clients and "10.9.0.50" not in clients
-    assert state["upstreams"] == ["192.0.2.53"]  # the host's own gateway address (10.9.0.1) is no upstream
+    web = {"netns": "/run/netns/web", "view": "front", "forward": True, "upstreams": ["192.0.2.53"]}
+    assert clients["web"] == web  # the host's own gateway address (10.9.0.1) is no upstream
+    # api is on an internal network too: it forwards all the same (Docker: a sandbox with external access does)
+    api = {"netns": "/run/netns/api", "view": "back+front", "forward": True, "upstreams": ["198.51.100.9"]}
+    assert clients["api"] == api
+    assert clients["db"]["forward"] is False  # only internal networks: nothing ever forwarded
+    assert sorted(clients) == ["api", "db", "ov1", "web"]  # far lives on h2, gone is absent, side shares api's
     assert {"db", "far", "gone", "www", "site", "lb", "ovsvc", "db.back"} <= set(state["hidden"])
     assert state["hidden_subnets"] == ["10.9.0.0/24", "10.9.1.0/24", "10.9.2.0/24", "10.9.3.0/24"]
-    assert state["subnets"]["10.9.1.0/24"] == {"view": "back", "forward": False}
 
 
 def test_overlay_view_holds_containers_of_every_host():
@@ -150,9 +150,9 @@ def test_no_resolver_without_served_networks():
 def test_resolv_conf_text():
     model = parse_topology(doc())
     web = resolv_conf_text(model, model.containers["web"], HOST_RESOLV).splitlines()
-    assert web == [FILE_MARK, "nameserver 10.9.0.1", "search corp.test", "options timeout:2 ndots:0 edns0"]
+    assert web == [FILE_MARK, "nameserver 127.0.0.11", "search corp.test", "options timeout:2 ndots:0 edns0"]
     api = resolv_conf_text(model, model.containers["api"], HOST_RESOLV).splitlines()
-    assert api[1:4] == ["nameserver 10.9.0.1", "nameserver 10.9.1.1", "search example.test"]  # internal last
+    assert api[1:3] == ["nameserver 127.0.0.11", "search example.test"]  # one resolver, on its own loopback
     db = resolv_conf_text(model, model.containers["db"], HOST_RESOLV).splitlines()
     assert db[-1] == "options timeout:2 ndots:2"  # the container's ndots wins over Docker's 0
     assert resolv_conf_text(model, model.containers["loop"], HOST_RESOLV) is None
@@ -217,7 +217,8 @@ def test_render_unit():
     service = unit.split("[Service]\n", 1)[1].split("\n[", 1)[0].splitlines()
     for line in (
         "NoNewPrivileges=yes",
-        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SYS_ADMIN",  # setns into the containers' namespaces
+        "RestrictNamespaces=net",
         "ProtectSystem=strict",
         "ReadWritePaths=/run/wharf/dns",  # where it writes its status, and nothing else
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",  # UDP/TCP, and the wake-up socketpair
@@ -250,8 +251,11 @@ def _local_state(forward: bool, upstreams: list[str]) -> dict:
         },
     }
     state = resolver_state(parse_topology(document), "h", HostResolvConf())
-    state["listen"] = ["127.0.0.1"]
-    state["clients"] = {"127.0.0.1": {"view": "n", "forward": forward, "upstreams": upstreams}}
+    # one asker, listened for in this process's own namespace on 127.0.0.1 (netns null): the tests ask there
+    state["clients"] = {
+        "web": {"netns": None, "address": "127.0.0.1", "view": "n", "forward": forward, "upstreams": upstreams}
+    }
+    state["listen"] = ["web"]
     return state
 
 
@@ -286,8 +290,7 @@ class Running:
     def close(self) -> None:
         self.server.stop()
         self.thread.join(5)
-        for sock in [*self.server.listener.udp.values(), *self.server.listener.tcp.values()]:
-            sock.close()
+        self.server.listener.close_all()
 
 
 @pytest.fixture
@@ -582,35 +585,92 @@ def _closed_by_server(conn: socket.socket, within: float) -> bool:
         return False
 
 
-def test_tcp_refuses_unknown_clients_and_limits_each_source(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(_dns_tcp, "MAX_TCP_PER_SOURCE", 3)
+def _second_client(state: dict, forward: bool, upstreams: list[str]) -> None:
+    """Another container, listened for on 127.0.0.3 of this namespace (the first is on 127.0.0.1)."""
+    state["clients"]["other"] = {
+        "netns": None,
+        "address": "127.0.0.3",
+        "view": "n",
+        "forward": forward,
+        "upstreams": upstreams,
+    }
+    state["listen"] = sorted(state["clients"])
+
+
+def _tcp_to(server: str, port: int, source: str) -> socket.socket:
+    conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    conn.bind((source, 0))
+    conn.settimeout(3)
+    conn.connect((server, port))
+    return conn
+
+
+def test_tcp_limits_each_container_whatever_its_source_addresses(tmp_path: Path, monkeypatch):
+    """A container's connections are counted by the socket they arrive on (its namespace), not by source address:
+    three sources of one container share its limit, and another container is still served over TCP."""
+    monkeypatch.setattr(_dns_tcp, "MAX_TCP_PER_CLIENT", 3)
     state = _local_state(forward=False, upstreams=[])
-    state["clients"]["127.0.0.3"] = state["clients"]["127.0.0.1"]
+    _second_client(state, False, [])
     running = Running(tmp_path, state)
     held: list[socket.socket] = []
     try:
-        stranger = _tcp_from("127.0.0.2", running.port)
-        held.append(stranger)
-        assert _closed_by_server(stranger, 1.0)  # not a client: closed at once, no slot, no thread
-        held += [_tcp_from("127.0.0.1", running.port) for _turn in range(3)]
-        extra = _tcp_from("127.0.0.1", running.port)
+        held += [_tcp_to("127.0.0.1", running.port, f"127.0.0.{20 + turn}") for turn in range(3)]
+        extra = _tcp_to("127.0.0.1", running.port, "127.0.0.30")
         held.append(extra)
-        assert _closed_by_server(extra, 1.0)  # a fourth connection of the same source
+        assert _closed_by_server(extra, 1.0)  # a fourth connection of the same container, from a fourth address
         assert not _closed_by_server(held[1], 0.2)  # the first three stay open
         query = dns.message.make_query("web", "A")
-        other = dns.query.tcp(query, "127.0.0.1", port=running.port, timeout=3, source="127.0.0.3")
-        assert _addresses(other) == ["10.5.0.10"]  # another client is still served over TCP
-        for conn in held[1:4]:
+        other = dns.query.tcp(query, "127.0.0.3", port=running.port, timeout=3)
+        assert _addresses(other) == ["10.5.0.10"]  # another container is still served over TCP
+        for conn in held[:3]:
             conn.close()
         deadline = time.monotonic() + 3
-        while running.server.tcp_clients.by_source and time.monotonic() < deadline:
+        while running.server.tcp_clients.by_client and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert running.server.tcp_clients.by_source == {}  # every slot given back
+        assert running.server.tcp_clients.by_client == {}  # every slot given back
+        assert running.server.tcp_clients.in_use == 0
         assert _addresses(running.ask("web", tcp=True)) == ["10.5.0.10"]
     finally:
         for conn in held:
             conn.close()
         running.close()
+
+
+def test_tcp_keeps_its_last_slots_for_containers_holding_few(monkeypatch):
+    """The fair share: once the pool is nearly full, a container holding TCP_FAIR_FLOOR or more gets no more,
+    one holding fewer still does; nobody beyond the pool."""
+    monkeypatch.setattr(_dns_tcp, "MAX_TCP_CLIENTS", 6)
+    monkeypatch.setattr(_dns_tcp, "MAX_TCP_PER_CLIENT", 4)
+    monkeypatch.setattr(_dns_tcp, "TCP_RESERVE", 2)
+    monkeypatch.setattr(_dns_tcp, "TCP_FAIR_FLOOR", 1)
+    pool = _dns_tcp.TcpClients(lambda name: None, lambda data, client: None, lambda text: None)
+    pool.by_client, pool.in_use = {"a": 2, "b": 2}, 4
+    assert not pool.admits("a")  # 4 of 6 taken: the last 2 are for containers holding fewer than 1
+    assert pool.admits("c")
+    pool.by_client["c"], pool.in_use = 1, 5
+    assert not pool.admits("c") and pool.admits("d")
+    pool.by_client["d"], pool.in_use = 1, 6
+    assert not pool.admits("e")  # full
+
+
+def test_forwarding_is_shared_fairly_between_containers(monkeypatch):
+    """A container holds at most PER_CLIENT_IN_FLIGHT forwarded queries, and the last FAIR_RESERVE of the pool
+    go only to containers holding fewer than FAIR_FLOOR."""
+    monkeypatch.setattr(_dns_forward, "MAX_IN_FLIGHT", 10)
+    monkeypatch.setattr(_dns_forward, "PER_CLIENT_IN_FLIGHT", 6)
+    monkeypatch.setattr(_dns_forward, "FAIR_RESERVE", 4)
+    monkeypatch.setattr(_dns_forward, "FAIR_FLOOR", 2)
+    forwarder = _dns_forward.Forwarder(None, lambda text: None)
+    forwarder.by_owner, forwarder.in_flight = {"flood": 5}, 5
+    assert forwarder.admits("flood") and forwarder.admits("quiet")
+    forwarder.by_owner["flood"], forwarder.in_flight = 6, 6
+    assert not forwarder.admits("flood")  # its own cap
+    forwarder.by_owner.update(flood=3, other=3)
+    assert not forwarder.admits("flood") and forwarder.admits("quiet")  # 6 of 10: the reserve only for the few
+    forwarder.by_owner["quiet"], forwarder.in_flight = 1, 7
+    assert forwarder.admits("quiet")
+    forwarder.in_flight = 10
+    assert not forwarder.admits("new")  # the pool is full
 
 
 def test_tcp_request_deadline_is_for_the_whole_request(tmp_path: Path, monkeypatch):
@@ -699,7 +759,7 @@ def test_an_upstream_that_cannot_be_reached_at_all_is_answered_and_counted_out(t
     monkeypatch.setattr(_dns_forward, "MAX_IN_FLIGHT", 3)
     upstream = FakeUpstream()
     state = _local_state(forward=True, upstreams=["2001:db8::53"])
-    state["clients"]["127.0.0.3"] = {"view": "n", "forward": True, "upstreams": ["2001:db8::53", upstream.address]}
+    _second_client(state, True, ["2001:db8::53", upstream.address])
     running = Running(tmp_path, state)
     monkeypatch.setattr(_dns_forward.socket, "socket", no_ipv6)
     try:
@@ -707,7 +767,7 @@ def test_an_upstream_that_cannot_be_reached_at_all_is_answered_and_counted_out(t
             assert running.ask(f"q{index}.example.com").rcode() == dns.rcode.SERVFAIL
         assert running.server.forwarder.in_flight == 0
         query = dns.message.make_query("www.example.com", "A")
-        answer = dns.query.udp(query, "127.0.0.1", port=running.port, timeout=3, source="127.0.0.3")
+        answer = dns.query.udp(query, "127.0.0.3", port=running.port, timeout=3)
         assert _addresses(answer) == ["203.0.113.7"]  # the IPv4 server after the IPv6 one
         assert running.server.forwarder.in_flight == 0
     finally:
@@ -868,3 +928,48 @@ def test_queries_are_answered_while_a_reload_builds(tmp_path: Path, monkeypatch)
     finally:
         gate.set()
         running.close()
+
+
+def test_a_container_without_its_namespace_waits_and_a_bad_pin_is_an_error(tmp_path: Path):
+    """A container whose namespace does not exist (yet) is no error, nobody is there to ask; a pin that is no
+    namespace (a stale empty file) is one, named, and retried; the other containers are listened for all along."""
+    from ansible_collections.wharf.network.plugins.module_utils._dns.server import listen as _dns_listen
+
+    selector = __import__("selectors").DefaultSelector()
+    listener = _dns_listen.Listener(selector, _free_port())
+    stale = tmp_path / "stale"
+    stale.write_text("")
+    wanted = {
+        "here": _dns_listen.Endpoint(None, "127.0.0.1"),
+        "unborn": _dns_listen.Endpoint(str(tmp_path / "nothing"), "127.0.0.11"),
+        "stale": _dns_listen.Endpoint(str(stale), "127.0.0.11"),
+    }
+    try:
+        error = listener.listen_on(wanted)
+        assert listener.names == ["here"] and listener.missing == {"unborn"}
+        assert error is not None and error.startswith(f"cannot listen for stale: 127.0.0.11:{listener.port} in {stale}")
+        assert "unborn" not in error
+        assert listener.retry_at is not None and listener.check_at is not None
+        assert not listener.check_pins()  # nothing appeared, nothing changed
+        assert os.readlink("/proc/thread-self/ns/net") == os.readlink("/proc/self/ns/net")  # always back home
+    finally:
+        listener.close_all()
+
+
+def test_a_container_publishing_port_53_keeps_the_port_and_resolves_through_the_host():
+    """A DNS server of its own (pi-hole) binds port 53 of every address: the resolver does not listen inside that
+    container (a socket of ours would refuse its bind), which resolves through the host's servers as on Docker's
+    default bridge; its names still resolve for the others."""
+    document = {
+        "networks": {"n": {"subnet": "10.5.0.0/24"}},
+        "containers": {
+            "hole": {"networks": {"n": {"ipv4_address": "10.5.0.53"}}, "ports": ["53:53/udp"]},
+            "app": {"networks": {"n": {"ipv4_address": "10.5.0.10"}}},
+        },
+    }
+    model = parse_topology(document)
+    state = resolver_state(model, "h", HOST_RESOLV)
+    assert state["listen"] == ["app"] and state["views"]["n"]["names"]["hole"] == ["10.5.0.53"]
+    hole = resolv_conf_text(model, model.containers["hole"], HOST_RESOLV).splitlines()
+    assert hole[1:3] == ["nameserver 192.0.2.53", "nameserver 10.9.0.1"]
+    assert resolv_conf_text(model, model.containers["app"], HOST_RESOLV).splitlines()[1] == "nameserver 127.0.0.11"

@@ -186,10 +186,11 @@ def render_unit(python: str, paths: Paths) -> str:
         "ExecReload=/bin/kill -HUP $MAINPID\n"
         "Restart=always\n"
         "RestartSec=1\n"
-        # hardening: the resolver reads its state, writes its status next to it, binds port 53 (FREEBIND needs
-        # no capability; a receive buffer beyond rmem_max is silently capped) and sends UDP/TCP: nothing else
+        # hardening: the resolver reads its state, writes its status next to it, enters each container's network
+        # namespace to open its sockets there (setns: CAP_SYS_ADMIN, network namespaces only), binds port 53
+        # (FREEBIND needs no capability; a receive buffer beyond rmem_max is silently capped) and sends UDP/TCP
         "NoNewPrivileges=yes\n"
-        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SYS_ADMIN\n"
         "ProtectSystem=strict\n"
         f"ReadWritePaths={paths.state_dir}\n"
         "ProtectHome=read-only\n"  # the interpreter may live in a virtualenv under /home or /root
@@ -199,7 +200,7 @@ def render_unit(python: str, paths: Paths) -> str:
         "ProtectKernelModules=yes\n"
         "ProtectControlGroups=yes\n"
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n"
-        "RestrictNamespaces=yes\n"
+        "RestrictNamespaces=net\n"
         "RestrictRealtime=yes\n"
         "LockPersonality=yes\n"
         "SystemCallArchitectures=native\n"

@@ -15,7 +15,11 @@ import contextlib
 import os
 from collections.abc import Callable
 
-from ansible_collections.wharf.network.plugins.module_utils._dns.state import MAX_NAMESERVERS, HostResolvConf
+from ansible_collections.wharf.network.plugins.module_utils._dns.state import (
+    RESOLVER_ADDRESS,
+    HostResolvConf,
+    runs_own_dns_server,
+)
 from ansible_collections.wharf.network.plugins.module_utils._engine.plan import Plan
 from ansible_collections.wharf.network.plugins.module_utils._kernel.files import read_file, write_atomically
 from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Topology
@@ -38,17 +42,21 @@ HOSTS_HEADER = (
 def resolv_conf_text(topology: Topology, container: Container, host_resolv: HostResolvConf) -> str | None:
     """The container's ``/etc/netns/NAME/resolv.conf``, or None when it has no network the resolver serves.
 
-    As Docker with its embedded resolver: the nameservers are the resolver's addresses (here the gateways of the
-    container's bridged networks, non-internal ones first so that glibc, which moves on after REFUSED, still
-    reaches a forwarding server), ``search`` is the container's ``dns_search`` or else the host's, and
+    As Docker with its embedded resolver: the one nameserver is the resolver's address on the container's own
+    loopback, 127.0.0.11 (it listens inside the container's namespace), ``search`` is the container's
+    ``dns_search`` or else the host's, and
     ``options`` is the host's options, then ``ndots:0`` unless the container sets ``ndots``, then the
-    container's ``dns_options`` (the last value of an option wins in glibc, so the container's win).
+    container's ``dns_options`` (the last value of an option wins in glibc, so the container's win). A container
+    that publishes port 53 (``state.runs_own_dns_server``) gets its ``dns`` servers, else the host's (at most
+    three, glibc's MAXNS), as on Docker's default bridge.
     """
     bridged = [topology.networks[e.network] for e in container.endpoints if topology.networks[e.network].bridged]
     if not bridged:
         return None
-    ordered = [n for n in bridged if not n.internal] + [n for n in bridged if n.internal]
-    servers = list(dict.fromkeys(str(n.gateway) for n in ordered))[:MAX_NAMESERVERS]
+    if runs_own_dns_server(container):
+        servers = list(dict.fromkeys(container.dns or host_resolv.nameservers))[:3]
+    else:
+        servers = [RESOLVER_ADDRESS]
     lines = [FILE_MARK, *(f"nameserver {s}" for s in servers)]
     search = container.dns_search or host_resolv.search
     if search:

@@ -5,10 +5,11 @@ Pure (no Ansible, no kernel, no DNS library): the ``container_dns`` module rende
 daemon (``_dns/server/``) loads that JSON and precomputes its wire answers from it.
 
 Why views: the answer depends on who asks (Docker's embedded resolver and aardvark-dns work the same way). An
-asker is known by its source address; the address gives the container, the container its networks, and every
-container with the same *set* of networks sees the same names. So the state holds one view per distinct set of
-networks (``"backend+frontend"``) and a map from client address to view: answers are precomputed once per
-view, not once per container.
+asker is a container, known by the namespace its query arrives in (the resolver listens on 127.0.0.11 inside
+each container's namespace, never by source address: an address can be forged or self-assigned, a namespace
+cannot); the container gives its networks, and every container with the same *set* of networks sees the same
+names. So the state holds one view per distinct set of networks (``"backend+frontend"``) and a map from
+container to view: answers are precomputed once per view, not once per container.
 
 A view for the networks S holds, for each network N in S, every present container attached to N that an asker
 on this host can reach on N: containers living on this host for a ``bridge`` network (a bridge is local to its
@@ -33,9 +34,10 @@ from typing import Any
 
 from ansible_collections.wharf.network.plugins.module_utils._model.types import Container, Topology
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # the resolver's server/tables.py reads this format only
+RESOLVER_ADDRESS = "127.0.0.11"  # Docker's: on each container's own loopback, what its resolv.conf names
+NETNS_DIR = "/run/netns"  # where the containers' namespaces are pinned (_kernel/namespace.py NETNS_RUN_DIR)
 RECORD_TTL = 600  # seconds, Docker's embedded resolver uses the same
-MAX_NAMESERVERS = 3  # glibc reads at most three (MAXNS)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,15 @@ class _View:
 
     def add(self, name: str, address: str) -> None:
         self.names.setdefault(name.lower().rstrip("."), set()).add(address)
+
+
+def runs_own_dns_server(container: Container) -> bool:
+    """The container publishes port 53 (a DNS server of its own, such as pi-hole): the resolver does not listen
+    inside it. A server there binds port 53 of every address, which a socket of ours on 127.0.0.11:53 would
+    refuse it (Linux allows no wildcard bind beside a listening one). Docker avoids that with a DNAT inside the
+    namespace to a random port; here such a container resolves through the host's servers instead, as on
+    Docker's default bridge, and its own names still resolve for every other container."""
+    return any(p.target[0] <= 53 <= p.target[1] for p in container.ports)
 
 
 def view_id(networks: Iterable[str]) -> str:
@@ -151,13 +162,13 @@ def _all_names(topology: Topology) -> set[str]:
 def resolver_state(topology: Topology, host: str, host_resolv: HostResolvConf) -> dict[str, Any]:
     """The resolver state of ``host`` as a JSON-ready dict; the same inputs always give the same dict.
 
-    Keys: ``format``; ``listen`` (gateway addresses to answer on); ``ttl``; ``views`` (id → ``networks``,
-    ``names`` name → sorted addresses, ``reverse`` PTR name → NAME.NETWORK, ``subnets``); ``hidden`` (every
-    topology name, sorted); ``hidden_subnets`` (every subnet of the topology: reverse names under them that no
-    view answers get NXDOMAIN, never forwarded); ``clients`` (source address → ``view``, ``forward`` (false when
-    that address is on an internal network: nothing is ever sent upstream for it) and ``upstreams``);
-    ``subnets`` (subnet → the view of that network alone and its ``forward``, for askers the topology does not
-    declare, e.g. a process a runtime attached by hand). An empty ``listen`` means this host needs no resolver.
+    Keys: ``format``; ``address`` (where the resolver listens inside each container's namespace); ``listen``
+    (the containers it listens for, sorted); ``ttl``; ``views`` (id → ``networks``, ``names`` name → sorted
+    addresses, ``reverse`` PTR name → NAME.NETWORK); ``hidden`` (every topology name, sorted);
+    ``hidden_subnets`` (every subnet of the topology: reverse names under them that no view answers get
+    NXDOMAIN, never forwarded); ``clients`` (container → ``netns`` (its namespace file), ``view``, ``forward``
+    (false when every network of the container is internal: nothing is ever sent upstream for it, as Docker's
+    forwarding policy) and ``upstreams``). An empty ``listen`` means this host needs no resolver.
     """
     networks = dns_networks(topology, host)
     served = set(networks)
@@ -173,41 +184,34 @@ def resolver_state(topology: Topology, host: str, host_resolv: HostResolvConf) -
         return key
 
     for container in topology.containers_on(host):
-        if container.state != "present" or not container.own_namespace:
+        if container.state != "present" or not container.own_namespace or runs_own_dns_server(container):
             continue
         local = [e for e in container.endpoints if e.network in served]
         if not local:
             continue
         key = view_for(e.network for e in container.endpoints if topology.networks[e.network].bridged)
-        upstreams = list(container.dns) or host_upstreams
-        for endpoint in local:
-            clients[str(endpoint.address)] = {
-                "view": key,
-                "forward": not topology.networks[endpoint.network].internal,
-                "upstreams": upstreams,
-            }
-    subnets = {
-        str(topology.networks[n].subnet): {"view": view_for([n]), "forward": not topology.networks[n].internal}
-        for n in networks
-    }
+        clients[container.name] = {
+            "netns": f"{NETNS_DIR}/{container.name}",
+            "view": key,
+            "forward": any(not topology.networks[e.network].internal for e in container.endpoints),
+            "upstreams": list(container.dns) or host_upstreams,
+        }
     return {
         "format": STATE_FORMAT,
-        "listen": [str(topology.networks[n].gateway) for n in networks],
+        "address": RESOLVER_ADDRESS,
+        "listen": sorted(clients),
         "ttl": RECORD_TTL,
-        "upstreams": host_upstreams,
         "views": {
             key: {
                 "networks": list(view.networks),
                 "names": {name: sorted(addrs, key=ipaddress.ip_address) for name, addrs in sorted(view.names.items())},
                 "reverse": dict(sorted(view.reverse.items())),
-                "subnets": [str(topology.networks[n].subnet) for n in view.networks],
             }
             for key, view in sorted(views.items())
         },
         "hidden": sorted(_all_names(topology)),
         "hidden_subnets": sorted(str(n.subnet) for n in topology.networks.values()),
-        "clients": dict(sorted(clients.items(), key=lambda item: ipaddress.ip_address(item[0]))),
-        "subnets": subnets,
+        "clients": dict(sorted(clients.items())),
     }
 
 

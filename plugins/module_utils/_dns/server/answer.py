@@ -1,10 +1,12 @@
 # This file is private to the wharf.network collection: its API may change at any time.
-"""Answering: every answer is chosen by who asks (``views.py``) from the current tables (``tables.py``).
+"""Answering: every answer is chosen by who asks (``views.py``: the container whose namespace the query arrived
+in) from the current tables (``tables.py``).
 
 Names of the asker's view are answered locally (A, PTR; NODATA for every other type of a known name, never
 forwarded: moby#35118); topology names outside the view get NXDOMAIN; everything else goes to the asker's
-upstream servers (``forward.py``), unless the asker's address is on an ``internal`` network (REFUSED then,
-nothing ever leaves: CVE-2024-29018).
+upstream servers (``forward.py``), unless every network of the asker is ``internal`` (REFUSED then, nothing ever
+leaves: CVE-2024-29018, as Docker's forwarding policy per sandbox). A query that does not come from the
+container's own loopback, or arrives for a container no longer served, is dropped without an answer.
 
 The hot path is a plain loop over the datagrams waiting on a socket: check the header bytes, look the question
 up, then send ``query id + precomputed header + the question as the client wrote it (its 0x20 case) +
@@ -19,7 +21,6 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from . import views
 from .forward import Forwarder
 from .tables import HDR_PLAIN, OPT, OUR_PAYLOAD, PLAIN_UDP, Tables
 from .views import Client, View
@@ -51,25 +52,26 @@ class Answerer:
         self.forwarder = forwarder
         self.say = say
 
-    def client_for(self, address: str) -> Client | None:
+    def client_of(self, name: str) -> Client | None:
+        """The container ``name`` as the current tables know it (None: not served, or not yet)."""
         tables = self.tables
-        if tables is None:
-            return None
-        return views.client_for(tables.clients, tables.subnets, address)
+        return None if tables is None else tables.clients.get(name)
 
-    def serve_udp(self, sock: socket.socket) -> None:
-        """The hot path: read every waiting datagram and answer what the tables hold at once."""
+    def serve_udp(self, pair: tuple[socket.socket, str]) -> None:
+        """The hot path: read every datagram waiting on one container's socket and answer what the tables hold
+        at once."""
+        sock, name = pair
         recv, send = sock.recvfrom, sock.sendto
-        tables = self.tables
-        clients = tables.clients if tables is not None else {}
+        client = self.client_of(name)
         for _turn in range(DRAIN):
             try:
                 data, addr = recv(4096)
             except (BlockingIOError, InterruptedError):
                 return
+            if client is None or addr[0][:4] != "127.":  # views.from_loopback, inlined on the hot path
+                continue  # not asked from inside a container we serve: no answer at all
             try:
-                client = clients.get(addr[0])
-                if client is not None and data[4:11] == HDR_PLAIN and data[2] < 2:
+                if data[4:11] == HDR_PLAIN and data[2] < 2:
                     end = data.find(b"\x00", 12)
                     qend = end + 5
                     wire_name = data[12:end].lower()
@@ -112,12 +114,12 @@ class Answerer:
             return True
         if not client.upstreams or data[qend - 2 : qend] != b"\x00\x01" or wire_name.endswith(b"\x04arpa"):
             return False
-        self.forwarder.forward(_raw_reply(data, qend, edns, dns.rcode.SERVFAIL), data, sock, addr, client.upstreams)
+        self.forwarder.forward(_raw_reply(data, qend, edns, dns.rcode.SERVFAIL), data, sock, addr, client)
         return True
 
     # --- slow path ---
 
-    def answer(self, data: bytes, client: Client | None, limit: int) -> tuple[bytes | None, Any]:
+    def answer(self, data: bytes, client: Client, limit: int) -> tuple[bytes | None, Any]:
         """Answer a query the hot path did not: (wire, None) to send, (None, query) to forward, (None, None) to
         drop. ``limit`` is the transport's size (65535 over TCP)."""
         if len(data) < 12 or data[2] & 0x80:
@@ -134,8 +136,6 @@ class Answerer:
             return render(query, dns.rcode.FORMERR, [], limit), None
         if query.edns > 0:  # RFC 6891 6.1.3: we speak EDNS version 0 only (the answer carries version 0)
             return render(query, dns.rcode.BADVERS, [], limit), None
-        if client is None:
-            return render(query, dns.rcode.REFUSED, [], limit), None
         tables = self.tables
         question = query.question[0]
         text = question.name.to_text(omit_final_dot=True).lower()
@@ -168,15 +168,13 @@ class Answerer:
             return any(address in net for net in tables.hidden_subnets)
         return False
 
-    def slow_udp(self, sock: socket.socket, data: bytes, addr: Any, client: Client | None) -> None:
-        if client is None:
-            client = self.client_for(addr[0])
+    def slow_udp(self, sock: socket.socket, data: bytes, addr: Any, client: Client) -> None:
         wire, query = self.answer(data, client, PLAIN_UDP)
         if wire is not None:
             sock.sendto(wire, addr)
         elif query is not None:
             servfail = render(query, dns.rcode.SERVFAIL, [], PLAIN_UDP)
-            self.forwarder.forward(servfail, data, sock, addr, client.upstreams)
+            self.forwarder.forward(servfail, data, sock, addr, client)
 
     def answer_tcp(self, data: bytes, client: Client) -> bytes | None:
         """The reply to a request over TCP (forwarded over TCP if need be), or None to close the connection."""

@@ -2,9 +2,17 @@
 """Forwarding: the questions the topology does not answer go to the asker's upstream servers, one after the other.
 
 Over UDP without blocking the loop: each forwarded query is a job with a socket of its own registered with the
-loop's selector as ("up", (sock, job)), and a deadline in a heap; at most MAX_IN_FLIGHT jobs at a time (beyond
-that SERVFAIL at once). Over TCP (the client came over TCP) in the client's own thread. Either way the asker gets
-SERVFAIL within FORWARD_BUDGET when no upstream server answers, never silence.
+loop's selector as ("up", (sock, job)), and a deadline in a heap. Jobs are bounded in total (MAX_IN_FLIGHT) and
+shared fairly between containers: one container holds at most PER_CLIENT_IN_FLIGHT, and the last FAIR_RESERVE
+slots of the pool go only to containers holding fewer than FAIR_FLOOR, so however many queries one container (or
+a few) sends for names a slow upstream takes long to answer, every other container still has slots of its own.
+Beyond its share a query gets SERVFAIL at once. Over TCP (the client came over TCP) in the client's own thread
+(bounded per container by ``tcp.py``). Either way the asker gets SERVFAIL within FORWARD_BUDGET when no upstream
+server answers, never silence. Local names never wait for any of this: they are answered from the tables.
+
+Queries go upstream from the resolver's own namespace, the host's, as Docker does for an upstream on the host's
+loopback (systemd-resolved's 127.0.0.53 is the common case): the host's servers work whatever they are, and a
+container only on internal networks never forwards at all (``answer.py``), so nothing of it reaches outside.
 """
 
 from __future__ import annotations
@@ -21,10 +29,14 @@ from typing import Any
 
 from .listen import PORT
 from .tcp import recv_exact
+from .views import Client
 
 FORWARD_ATTEMPT_TIMEOUT = 1.5  # seconds per upstream server
 FORWARD_BUDGET = 3.5  # seconds for all attempts: below glibc's 5 s timeout, so the client gets SERVFAIL, not silence
 MAX_IN_FLIGHT = 512  # forwarded queries waiting for an upstream; beyond that SERVFAIL at once
+PER_CLIENT_IN_FLIGHT = 64  # of which one container may hold at most this many
+FAIR_RESERVE = 128  # the last slots of the pool, only for containers holding fewer than FAIR_FLOOR
+FAIR_FLOOR = 8
 
 
 @dataclass
@@ -36,6 +48,7 @@ class _Forward:
     reply_sock: socket.socket
     client_addr: Any
     upstreams: tuple[str, ...]
+    owner: str  # the container that asked: its share of the pool
     started: float
     attempt: int = 0
     sock: socket.socket | None = None
@@ -51,17 +64,27 @@ class Forwarder:
         self.say = say
         self.pending: list[tuple[float, int, _Forward, int]] = []  # heap: (deadline, seq, job, attempt)
         self.in_flight = 0
+        self.by_owner: dict[str, int] = {}  # jobs in flight per container
         self.seq = itertools.count()
 
-    def forward(self, servfail: bytes, data: bytes, sock: socket.socket, addr: Any, upstreams: tuple[str, ...]) -> None:
-        """Forward the query ``data`` that ``addr`` sent to ``sock``; ``servfail`` is its answer if nothing else
-        comes."""
-        if self.in_flight >= MAX_IN_FLIGHT:
+    def admits(self, owner: str) -> bool:
+        """Whether the container ``owner`` may have one more query in flight (its fair share, see the module)."""
+        held = self.by_owner.get(owner, 0)
+        if held >= PER_CLIENT_IN_FLIGHT or self.in_flight >= MAX_IN_FLIGHT:
+            return False
+        return self.in_flight < MAX_IN_FLIGHT - FAIR_RESERVE or held < FAIR_FLOOR
+
+    def forward(self, servfail: bytes, data: bytes, sock: socket.socket, addr: Any, client: Client) -> None:
+        """Forward the query ``data`` that ``addr`` sent to ``sock`` (the socket of ``client``, a container);
+        ``servfail`` is its answer if nothing else comes, or at once beyond the container's share."""
+        owner = client.name
+        if not self.admits(owner):
             sock.sendto(servfail, addr)
             return
         now = time.monotonic()
-        job = _Forward(servfail, data, sock, addr, upstreams, started=now)
+        job = _Forward(servfail, data, sock, addr, client.upstreams or (), owner, started=now)
         self.in_flight += 1
+        self.by_owner[owner] = self.by_owner.get(owner, 0) + 1
         self.try_upstream(job, now)
 
     def try_upstream(self, job: _Forward, now: float) -> None:
@@ -99,6 +122,11 @@ class Forwarder:
             return
         job.done = True
         self.in_flight -= 1
+        left = self.by_owner.get(job.owner, 1) - 1
+        if left:
+            self.by_owner[job.owner] = left
+        else:
+            self.by_owner.pop(job.owner, None)
         try:
             job.reply_sock.sendto(wire, job.client_addr)
         except OSError as exc:

@@ -1,11 +1,13 @@
 # This file is private to the wharf.network collection: its API may change at any time.
-"""The server: one selector loop over the listening sockets, the upstream answers and a wake-up socket pair; the
-current tables and their reload; the status file and the log.
+"""The server: one selector loop over the listening sockets (two in each container's namespace), the upstream
+answers and a wake-up socket pair; the current tables and their reload; the status file and the log.
 
 Reload (SIGHUP, or a new state file under systemd's ExecReload) builds the new tables in a thread while the loop
 keeps answering from the current ones, and the loop swaps them in with one assignment: no query is dropped. A
 state file that does not load keeps the last good tables; the outcome goes to the status file (``loaded`` = sha256
-of the state file loaded, ``error``), which the module reads to confirm a reload.
+of the state file loaded, ``error``, ``listen``: the containers listened for), which the module reads to confirm a
+reload. A reload opens sockets in the namespaces of new containers and closes those of removed ones; the others keep
+theirs (and their queries) untouched.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from .answer import Answerer
 from .forward import Forwarder
-from .listen import PORT, Listener
+from .listen import PORT, Endpoint, Listener
 from .tables import StateError, Tables, load_tables
 from .tcp import TcpClients
 
@@ -39,7 +41,7 @@ class Server:
         self.listener = Listener(self.selector, port)
         self.forwarder = Forwarder(self.selector, self.say)
         self.answerer = Answerer(self.forwarder, self.say)
-        self.tcp_clients = TcpClients(self.answerer.client_for, self.answerer.answer_tcp, self.say)
+        self.tcp_clients = TcpClients(self.answerer.client_of, self.answerer.answer_tcp, self.say)
         self.reload_wanted = True
         self.building = False  # a reload's tables are being built in a thread
         self.built: tuple[Tables | None, str | None, float] | None = None  # what it built, for the loop to install
@@ -62,7 +64,7 @@ class Server:
             "pid": os.getpid(),
             "loaded": tables.digest if tables else None,
             "error": self.last_error,
-            "listen": sorted(self.listener.udp),
+            "listen": self.listener.names,
             "time": time.time(),
         }
         tmp = f"{self.status_path}.{os.getpid()}.tmp"
@@ -115,30 +117,39 @@ class Server:
             return
         self.last_error = None
         self.answerer.tables = tables
-        self.listen_on(tables.listen)
+        self.listen_on(tables)
         self.say(
             f"loaded {tables.digest[:12]} in {took * 1000:.0f} ms: "
             f"{len(tables.clients)} clients, {tables.answers_count} answers"
         )
         self.write_status()
 
-    def listen_on(self, addresses: tuple[str, ...]) -> None:
-        error = self.listener.listen_on(addresses)
+    def listen_on(self, tables: Tables) -> None:
+        wanted = {name: Endpoint(c.netns, c.address) for name, c in tables.clients.items()}
+        error = self.listener.listen_on(wanted)
         if error:
             self.last_error = error
             self.say(error)
 
     def retry_listen(self) -> None:
-        """Try the addresses that failed to bind again (the port may have been freed since): the status file
-        says whether every address listens now."""
+        """Try the containers that failed again (the port may have been freed since, the namespace pinned): the
+        status file says whether every container is listened for now."""
         tables = self.answerer.tables
         if tables is None:
             return
         self.last_error = None
-        self.listen_on(tables.listen)
+        self.listen_on(tables)
         if self.last_error is None:
-            self.say(f"listening on every address now: {', '.join(sorted(self.listener.udp))}")
+            self.say(f"listening for every container now ({len(self.listener.open)})")
         self.write_status()
+
+    def check_pins(self) -> None:
+        """A container's namespace gone or replaced: its sockets closed (or opened in the new namespace)."""
+        if self.listener.check_pins():
+            self.last_error = self.listener.error()
+            if self.last_error:
+                self.say(self.last_error)
+            self.write_status()
 
     # --- the loop ---
 
@@ -148,7 +159,7 @@ class Server:
             signal.signal(signal.SIGHUP, self._on_hup)
             signal.signal(signal.SIGTERM, self._on_term)
             signal.signal(signal.SIGINT, self._on_term)
-        handlers = {
+        handlers: dict[str, Any] = {
             "udp": self.answerer.serve_udp,
             "up": self.forwarder.upstream_answer,
             "tcp": self.tcp_clients.accept,
@@ -160,10 +171,13 @@ class Server:
                 self.install(built)
             if self.reload_wanted and not self.building:
                 self.reload()
-            retry_at = self.listener.retry_at
-            if retry_at is not None and time.monotonic() >= retry_at:
+            now = time.monotonic()
+            retry_at, check_at = self.listener.retry_at, self.listener.check_at
+            if retry_at is not None and now >= retry_at:
                 self.retry_listen()
-            timeouts = [t for t in (self.forwarder.next_deadline(), self.listener.retry_at) if t is not None]
+            elif check_at is not None and now >= check_at:
+                self.check_pins()
+            timeouts = [t for t in (self.forwarder.next_deadline(), self.listener.next_timer()) if t is not None]
             timeout = max(0.0, min(timeouts) - time.monotonic()) if timeouts else None
             for key, _mask in self.selector.select(timeout):
                 kind, sock = key.data

@@ -26,6 +26,7 @@ try:
 except ImportError:  # the module checks for dnspython before it starts the daemon, program.main says how to get it
     dns = None
 
+STATE_FORMAT = 2  # 2: the askers are containers (namespaces), no longer source addresses
 OUR_PAYLOAD = 1232  # EDNS UDP payload we advertise (DNS flag day 2020)
 PLAIN_UDP = 512
 PRECOMPUTED_TYPES = ("A", "AAAA", "HTTPS")  # HTTPS: asked by recent curl and browsers next to A and AAAA
@@ -43,12 +44,10 @@ class StateError(ValueError):
 class Tables:
     """Everything a reload builds; swapped in with one assignment."""
 
-    clients: dict[str, Client]
-    subnets: list[tuple[ipaddress.IPv4Network, Client]]
+    clients: dict[str, Client]  # by container (namespace) name: where the resolver listens, and for whom
     hidden: frozenset[str]
     hidden_wire: frozenset[bytes]
     hidden_subnets: tuple[ipaddress.IPv4Network, ...]
-    listen: tuple[str, ...]
     ttl: int
     digest: str
     answers_count: int = 0
@@ -130,20 +129,17 @@ def load_tables(raw: bytes) -> Tables:
     """Parse and precompute a state file's content. Raises StateError with the reason."""
     try:
         state = json.loads(raw)
-        if not isinstance(state, dict) or state.get("format") != 1:
-            raise StateError("not a wharf.network resolver state of format 1")
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise StateError(f"not a wharf.network resolver state of format {STATE_FORMAT}")
         ttl = int(state.get("ttl", 600))
         hidden = frozenset(str(n).lower() for n in state.get("hidden", []))
         shared: dict[Any, Any] = {}
         views = {key: _build_view(spec, ttl, shared) for key, spec in state["views"].items()}
-        clients, subnets = askers(state, views)
         return Tables(
-            clients=clients,
-            subnets=subnets,
+            clients=askers(state, views),
             hidden=hidden,
             hidden_wire=frozenset(_wire_name(n) for n in hidden),
             hidden_subnets=tuple(ipaddress.ip_network(n) for n in state.get("hidden_subnets", [])),
-            listen=tuple(str(ipaddress.IPv4Address(a)) for a in state.get("listen", [])),
             ttl=ttl,
             digest=hashlib.sha256(raw).hexdigest(),
             answers_count=len(shared),

@@ -1,15 +1,18 @@
 # This file is private to the wharf.network collection: its API may change at any time.
-"""Who asks: the source address of a query gives the asker's view and where its other questions go.
+"""Who asks: the socket a query arrives on gives the asker, a container, and so its view and upstream servers.
 
-The resolver never trusts anything else in the query: a container's view is its own, whatever it claims.
+The resolver listens inside each container's own network namespace (``listen.py``), as Docker's embedded resolver
+does: a query on the socket of container C comes from inside C's namespace, whatever source address it carries,
+so C's view is its own. Nothing in the query (its source address least of all) chooses the view.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+DEFAULT_ADDRESS = "127.0.0.11"  # Docker's: on each container's own loopback
 
 
 @dataclass
@@ -24,41 +27,35 @@ class View:
 
 @dataclass
 class Client:
-    """What one asker gets: its view, and where its other questions go (None: never forwarded)."""
+    """One container: its view, where its other questions go (None: never forwarded), and where the resolver
+    listens for it (``netns``: the namespace file, None for the resolver's own namespace, as a test uses)."""
 
+    name: str
     view: View
     upstreams: tuple[str, ...] | None
+    netns: str | None
+    address: str
 
 
-def askers(
-    state: Mapping[str, Any], views: Mapping[str, View]
-) -> tuple[dict[str, Client], list[tuple[ipaddress.IPv4Network, Client]]]:
-    """The state's askers: by address (a container's endpoint, with its own upstream servers), and by subnet (an
-    address the topology does not name: the view of that network alone, the host's upstream servers)."""
-
-    def client(spec: dict[str, Any], upstreams: list[str]) -> Client:
-        return Client(views[spec["view"]], tuple(upstreams) if spec.get("forward", True) else None)
-
-    clients = {
-        str(ipaddress.IPv4Address(addr)): client(spec, spec.get("upstreams", []))
-        for addr, spec in state.get("clients", {}).items()
-    }
-    subnets = [
-        (ipaddress.IPv4Network(net), client(spec, state.get("upstreams", [])))
-        for net, spec in state.get("subnets", {}).items()
-    ]
-    return clients, subnets
+def askers(state: Mapping[str, Any], views: Mapping[str, View]) -> dict[str, Client]:
+    """The state's askers by container (namespace) name."""
+    default_address = str(state.get("address", DEFAULT_ADDRESS))
+    clients = {}
+    for name, spec in state.get("clients", {}).items():
+        upstreams = tuple(spec.get("upstreams", [])) if spec.get("forward", True) else None
+        netns = spec.get("netns")
+        clients[str(name)] = Client(
+            str(name),
+            views[spec["view"]],
+            upstreams,
+            None if netns is None else str(netns),
+            str(spec.get("address", default_address)),
+        )
+    return clients
 
 
-def client_for(
-    clients: Mapping[str, Client], subnets: list[tuple[ipaddress.IPv4Network, Client]], address: str
-) -> Client | None:
-    """The asker at ``address``: its own entry, else the first subnet holding it, else None (not ours to answer)."""
-    found = clients.get(address)
-    if found is not None:
-        return found
-    try:
-        ip = ipaddress.IPv4Address(address)
-    except ValueError:
-        return None
-    return next((c for net, c in subnets if ip in net), None)
+def from_loopback(address: str) -> bool:
+    """A query comes from a container's own loopback. A packet from elsewhere (a neighbour sending to
+    127.0.0.11 through a container that set route_localnet) is dropped unanswered: never answered to a
+    source that did not ask from inside."""
+    return address.startswith("127.")
