@@ -160,9 +160,27 @@ def module_on(
     return {alias: ModuleResult(proc.returncode, results.get(alias, {}), output) for alias in hosts}
 
 
+def fresh_sandbox_name() -> str:
+    """A sandbox name no other test (or xdist worker) uses, under the cleanable prefix."""
+    return f"{TEST_PREFIX}{os.getpid():x}-{uuid.uuid4().hex[:6]}"
+
+
+@contextlib.contextmanager
+def built_in_a_sandbox(make: Any) -> Any:
+    """For module-scoped labs: a fresh sandbox host, ``make(sandbox)`` built in it, the host destroyed whatever
+    happens (also when building fails)."""
+    sandbox = Sandbox(fresh_sandbox_name())
+    try:
+        lab = make(sandbox)
+        lab.build()
+        yield lab
+    finally:
+        sandbox.destroy()
+
+
 @pytest.fixture
 def sandbox() -> Any:
-    host = Sandbox(f"{TEST_PREFIX}{os.getpid():x}-{uuid.uuid4().hex[:6]}")
+    host = Sandbox(fresh_sandbox_name())
     try:
         yield host
     finally:
@@ -175,7 +193,7 @@ def make_sandbox() -> Any:
     made: list[Sandbox] = []
 
     def make() -> Sandbox:
-        host = Sandbox(f"{TEST_PREFIX}{os.getpid():x}-{uuid.uuid4().hex[:6]}")
+        host = Sandbox(fresh_sandbox_name())
         made.append(host)
         return host
 

@@ -10,15 +10,13 @@ resolv.conf and hosts as any program there does).
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PREFIX, Sandbox
+from conftest import Sandbox, built_in_a_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -119,13 +117,8 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    sandbox = Sandbox(f"{TEST_PREFIX}{os.getpid():x}-{uuid.uuid4().hex[:6]}")
-    try:
-        built = Lab(sandbox, tmp_path_factory.mktemp("dns"))
-        built.build()
+    with built_in_a_sandbox(lambda sandbox: Lab(sandbox, tmp_path_factory.mktemp("dns"))) as built:
         yield built
-    finally:
-        sandbox.destroy()
 
 
 def q(server: str, name: str, rdtype: str = "A", **extra) -> dict:

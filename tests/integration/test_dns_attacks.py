@@ -8,7 +8,6 @@ Every attacker is root in its namespace: it may add any address to its interface
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import time
@@ -16,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PREFIX, Sandbox
+from conftest import Sandbox, built_in_a_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -106,13 +105,8 @@ def _text(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    sandbox = Sandbox(f"{TEST_PREFIX}{os.getpid():x}-{uuid.uuid4().hex[:6]}")
-    try:
-        built = Lab(sandbox, tmp_path_factory.mktemp("dnsattack"))
-        built.build()
+    with built_in_a_sandbox(lambda sandbox: Lab(sandbox, tmp_path_factory.mktemp("dnsattack"))) as built:
         yield built
-    finally:
-        sandbox.destroy()
 
 
 def _q(name: str, rdtype: str = "A", **extra) -> dict:
